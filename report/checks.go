@@ -1,0 +1,133 @@
+package report
+
+// Check is a stable identifier of one kind of verification. Check IDs appear
+// in JSON, SARIF and JUnit output and in tests; never rename one.
+type Check string
+
+// CheckInfo documents a check for --help, SARIF rules and docs/checks.md.
+type CheckInfo struct {
+	ID       Check
+	Severity Severity // default severity of its findings
+	Title    string   // short description
+}
+
+// Manifest and index checks.
+const (
+	ManifestDigest    Check = "manifest-digest"     // manifest bytes do not hash to the claimed digest
+	ManifestSize      Check = "manifest-size"       // manifest length differs from the descriptor
+	ManifestMediaType Check = "manifest-media-type" // media type of descriptor and document disagree, or unknown
+	ManifestParse     Check = "manifest-parse"      // manifest/index is not valid JSON of its schema
+	ManifestMissing   Check = "manifest-missing"    // a descriptor names a manifest the source does not hold
+	ManifestSchema1   Check = "manifest-schema1"    // legacy schema 1 manifest: what can and cannot be checked
+	IndexPlatform     Check = "index-platform"      // platform in the index differs from the config's
+	Artifact          Check = "artifact"            // not an image (attestation, signature, other artifact): listed, not verified
+)
+
+// Config checks.
+const (
+	ConfigDigest    Check = "config-digest"     // config bytes do not hash to the descriptor / file name (the image ID)
+	ConfigSize      Check = "config-size"       // config length differs from the descriptor
+	ConfigParse     Check = "config-parse"      // config is not valid JSON or lacks rootfs
+	ConfigRootFS    Check = "config-rootfs"     // rootfs.type is not "layers" or diff_ids are not digests
+	ConfigMissing   Check = "config-missing"    // the config blob is absent
+	ConfigMediaType Check = "config-media-type" // config media type is not an image config
+	LayerCount      Check = "layer-count"       // layers, diff_ids and non-empty history disagree
+)
+
+// Layer checks.
+const (
+	LayerDigest     Check = "layer-digest"         // stored bytes do not hash to the descriptor digest
+	LayerSize       Check = "layer-size"           // stored length differs from the descriptor size
+	LayerMediaType  Check = "layer-media-type"     // declared media type disagrees with the real compression
+	LayerDiffID     Check = "layer-diffid"         // uncompressed tar does not hash to config diff_ids[i]
+	LayerDecompress Check = "layer-decompress"     // gzip/zstd stream is corrupt or truncated
+	LayerTar        Check = "layer-tar"            // tar stream unreadable, truncated or without end marker
+	LayerTrailing   Check = "layer-trailing-data"  // bytes after the end of the compressed stream or non-zero bytes after the tar end
+	LayerDuplicate  Check = "layer-duplicate-path" // a path appears twice in one layer (Docker's layer store refuses it)
+	LayerUnsafePath Check = "layer-unsafe-path"    // entry name with .. or absolute path escaping the root
+	LayerMissing    Check = "layer-missing"        // a descriptor names a layer blob the source does not hold
+	LayerForeign    Check = "layer-foreign"        // foreign / non-distributable layer not verified
+	LayerLimit      Check = "layer-limit"          // a resource limit stopped the check (decompression bomb, huge header)
+)
+
+// Archive and layout checks.
+const (
+	ArchiveUnsafePath Check = "archive-unsafe-path" // member name with .. or absolute path, or a link leaving the archive
+	ArchiveManifest   Check = "archive-manifest"    // manifest.json / index.json / oci-layout invalid
+	ArchiveMember     Check = "archive-member"      // a referenced member is missing or not a regular file
+	BlobUnreferenced  Check = "blob-unreferenced"   // a stored blob no manifest references
+	BlobDigest        Check = "blob-digest"         // a content-addressed blob does not hash to its name
+)
+
+// Severity grades a finding.
+type Severity int
+
+// Severities, from least to most serious.
+const (
+	Info Severity = iota
+	Warning
+	Error
+)
+
+var catalog = map[Check]CheckInfo{}
+
+// Register adds checks to the catalog. Packages that define their own check
+// IDs (host stores, compare) register them in an init function.
+func Register(infos ...CheckInfo) {
+	for _, ci := range infos {
+		catalog[ci.ID] = ci
+	}
+}
+
+// Lookup returns the catalog entry of a check.
+func Lookup(c Check) (CheckInfo, bool) {
+	ci, ok := catalog[c]
+	return ci, ok
+}
+
+// Catalog returns every registered check, sorted by ID.
+func Catalog() []CheckInfo {
+	out := make([]CheckInfo, 0, len(catalog))
+	for _, ci := range catalog {
+		out = append(out, ci)
+	}
+	sortChecks(out)
+	return out
+}
+
+func init() {
+	Register(
+		CheckInfo{ManifestDigest, Error, "manifest bytes hash to the claimed digest"},
+		CheckInfo{ManifestSize, Error, "manifest length equals the descriptor size"},
+		CheckInfo{ManifestMediaType, Error, "manifest media type agrees with its descriptor and content"},
+		CheckInfo{ManifestParse, Error, "manifest or index parses as its schema"},
+		CheckInfo{ManifestMissing, Error, "every referenced manifest is present"},
+		CheckInfo{ManifestSchema1, Warning, "legacy schema 1 manifest: only blob digests can be checked"},
+		CheckInfo{IndexPlatform, Warning, "index platform equals the config's os/architecture"},
+		CheckInfo{Artifact, Info, "artifact or attestation manifest, listed but not verified as an image"},
+		CheckInfo{ConfigDigest, Error, "config bytes hash to the image ID (descriptor digest or file name)"},
+		CheckInfo{ConfigSize, Error, "config length equals the descriptor size"},
+		CheckInfo{ConfigParse, Error, "config parses and has a rootfs"},
+		CheckInfo{ConfigRootFS, Error, "rootfs.type is layers and diff_ids are valid digests"},
+		CheckInfo{ConfigMissing, Error, "the config blob is present"},
+		CheckInfo{ConfigMediaType, Warning, "config media type is an image config type"},
+		CheckInfo{LayerCount, Error, "number of layers, diff_ids and non-empty history entries agree"},
+		CheckInfo{LayerDigest, Error, "stored layer bytes hash to the descriptor digest"},
+		CheckInfo{LayerSize, Error, "stored layer length equals the descriptor size"},
+		CheckInfo{LayerMediaType, Error, "declared layer media type matches the compression found by magic bytes"},
+		CheckInfo{LayerDiffID, Error, "uncompressed layer hashes to the config's diff_id"},
+		CheckInfo{LayerDecompress, Error, "compressed layer stream decompresses to its end"},
+		CheckInfo{LayerTar, Error, "layer tar stream is readable to its end-of-archive marker"},
+		CheckInfo{LayerTrailing, Warning, "no unexpected bytes after the compressed stream or the tar end"},
+		CheckInfo{LayerDuplicate, Error, "no path appears twice in one layer"},
+		CheckInfo{LayerUnsafePath, Warning, "no layer entry name climbs out of the root"},
+		CheckInfo{LayerMissing, Error, "every referenced layer blob is present"},
+		CheckInfo{LayerForeign, Info, "foreign or non-distributable layer skipped"},
+		CheckInfo{LayerLimit, Error, "layer stayed within the resource limits"},
+		CheckInfo{ArchiveUnsafePath, Error, "archive member names and links stay inside the archive"},
+		CheckInfo{ArchiveManifest, Error, "archive or layout metadata (manifest.json, index.json, oci-layout) is valid"},
+		CheckInfo{ArchiveMember, Error, "every member the metadata names is present and a regular file"},
+		CheckInfo{BlobUnreferenced, Info, "blob present but referenced by nothing"},
+		CheckInfo{BlobDigest, Error, "content-addressed blob hashes to its name"},
+	)
+}
