@@ -1,0 +1,49 @@
+# layercheck: see README.md. `make demo` and `make test` are the two commands to start with.
+GO       ?= go
+BIN      ?= bin/layercheck
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+SAMPLE   := testdata/sample.tar
+FUZZTIME ?= 30s
+
+.PHONY: all build demo test test-short lint fmt vet e2e bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/layercheck
+
+## demo: build layercheck and verify the bundled sample image
+demo: build
+	./$(BIN) tar $(SAMPLE)
+
+## test: the fast hermetic suite (no root, no daemons), with the race detector
+test: vet
+	$(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+lint: vet
+	@command -v staticcheck >/dev/null 2>&1 && staticcheck ./... || echo "staticcheck not installed; ran go vet only"
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## bench: the ~1 GiB benchmark against crane and the standard-tool floor (see BENCHMARKS.md)
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin .bench
+
+-include e2e/e2e.mk
