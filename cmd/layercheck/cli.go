@@ -1,0 +1,39 @@
+package main
+
+import (
+	"runtime"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is the command line. Each command is a struct with a Run method.
+type CLI struct {
+	Globals
+
+	Tar     tarCmd           `cmd:"" help:"Verify docker save tarballs (legacy, Docker 25+, containerd store; plain, gzip or zstd) and OCI archives."`
+	Layout  layoutCmd        `cmd:"" help:"Verify an OCI image layout directory."`
+	Chainid chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
+	Checks  checksCmd        `cmd:"" help:"List every check ID with its default severity."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// Globals are flags every command accepts.
+type Globals struct {
+	Output     []string `short:"o" help:"Output format, repeatable: table, json, sarif, junit; FORMAT=FILE writes to a file (e.g. -o json=report.json -o sarif=report.sarif). Default: table on stdout." placeholder:"FORMAT[=FILE]"`
+	Quiet      bool     `short:"q" help:"Print only the verdict line."`
+	Verbose    bool     `short:"v" help:"Also show informational findings in the table."`
+	Jobs       int      `short:"j" help:"Layers read at once (default: number of CPUs)."`
+	FailOn     string   `enum:"error,warning" default:"error" help:"Lowest finding severity that fails the run (exit 1): error or warning."`
+	NoProgress bool     `help:"Never show progress on stderr (it is shown only when stderr is a terminal)."`
+
+	MaxManifestSize int64   `default:"4194304" help:"Largest manifest, index or config read into memory, in bytes."`
+	MaxTarSize      int64   `default:"0" help:"Stop decompressing a layer past this many bytes (0: no limit)."`
+	MaxRatio        float64 `default:"0" help:"Stop decompressing a layer that grows beyond this ratio over its compressed size (0: no limit)."`
+}
+
+func (g *Globals) jobs() int {
+	if g.Jobs > 0 {
+		return g.Jobs
+	}
+	return runtime.NumCPU()
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func toolVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Env is what every command's Run receives besides the parsed flags.
+type Env struct {
+	Ctx            context.Context
+	Stdout, Stderr io.Writer
+	// Code is the exit code the command decided (see exitcode.go).
+	Code int
+}
+
+type kongExit struct{ code int }
+
+// run parses args and runs one command. Tests call it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	var cli CLI
+	defer func() {
+		if r := recover(); r != nil {
+			if ke, ok := r.(kongExit); ok {
+				code = ke.code
+				return
+			}
+			panic(r)
+		}
+	}()
+	parser, err := kong.New(&cli,
+		kong.Name("layercheck"),
+		kong.Description("Prove whether container images are intact: registry images, docker save tarballs, OCI layouts and host stores.\n\n"+exitCodeHelp),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(kongExit{c}) }),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": toolVersion()},
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "layercheck:", err)
+		return ExitUsage
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "layercheck:", err)
+		return ExitUsage
+	}
+	env := &Env{Ctx: ctx, Stdout: stdout, Stderr: stderr}
+	if err := kctx.Run(&cli.Globals, env); err != nil {
+		fmt.Fprintln(stderr, "layercheck:", err)
+		if env.Code == 0 {
+			env.Code = exitCode(nil, err, 0)
+		}
+	}
+	return env.Code
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/layercheck/layercheck/report"
+)
+
+type output struct {
+	format string // table, json, sarif, junit, quiet
+	file   string // "" for stdout
+}
+
+var formats = map[string]bool{"table": true, "json": true, "sarif": true, "junit": true}
+
+func parseOutputs(specs []string, quiet bool) ([]output, error) {
+	var outs []output
+	stdout := 0
+	for _, s := range specs {
+		for _, part := range strings.Split(s, ",") {
+			f, file, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if !formats[f] {
+				return nil, &usageError{fmt.Sprintf("unknown output format %q (want table, json, sarif or junit, optionally =FILE)", f)}
+			}
+			if file == "" || file == "-" {
+				file = ""
+				stdout++
+			}
+			outs = append(outs, output{format: f, file: file})
+		}
+	}
+	if stdout == 0 {
+		if quiet {
+			outs = append(outs, output{format: "quiet"})
+		} else {
+			outs = append(outs, output{format: "table"})
+		}
+	} else if quiet {
+		for i := range outs {
+			if outs[i].file == "" && outs[i].format == "table" {
+				outs[i].format = "quiet"
+			}
+		}
+	}
+	if stdout > 1 {
+		return nil, &usageError{"only one output format can go to stdout; give the others a file (FORMAT=FILE)"}
+	}
+	return outs, nil
+}
+
+func writeOutputs(env *Env, outs []output, rep *report.Report, g *Globals) error {
+	for _, o := range outs {
+		var w io.Writer = env.Stdout
+		var f *os.File
+		if o.file != "" {
+			var err error
+			f, err = os.Create(o.file)
+			if err != nil {
+				return fmt.Errorf("writing %s report: %w", o.format, err)
+			}
+			w = f
+		}
+		err := writeReport(w, o.format, rep, g)
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s report: %w", o.format, err)
+		}
+	}
+	return nil
+}
+
+func writeReport(w io.Writer, format string, rep *report.Report, g *Globals) error {
+	switch format {
+	case "json":
+		return report.WriteJSON(w, rep)
+	case "sarif":
+		return report.WriteSARIF(w, rep)
+	case "junit":
+		return report.WriteJUnit(w, rep)
+	case "quiet":
+		return report.WriteQuiet(w, rep)
+	default:
+		return report.WriteText(w, rep, report.TextOptions{Verbose: g.Verbose})
+	}
+}

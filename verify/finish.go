@@ -1,0 +1,299 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/source"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// finish compares claims with measurements and writes the report entries.
+func (r *run) finish(ctx context.Context) {
+	r.mergeDuplicates()
+	for _, w := range r.images {
+		r.evaluate(w)
+		img := report.Image{
+			Name: w.name, Tags: w.tags, Platform: w.platform, IndexDigest: w.indexDigest,
+			ManifestDigest: w.manifestDigest, ManifestMediaType: w.manifestMediaType, ConfigDigest: w.configDigest,
+		}
+		if !w.artifact {
+			img.Layers = r.layerResults(w)
+		}
+		for i := range w.findings {
+			w.findings[i].Subject.Image = w.name
+			w.findings[i].Subject.Platform = w.platform
+		}
+		r.b.Add(w.findings...)
+		r.b.AddImage(img)
+	}
+	if n, ok := r.src.(source.Noter); ok {
+		r.b.Add(n.Findings()...)
+	}
+	r.unreferenced(ctx)
+}
+
+// mergeDuplicates folds an OCI manifest target into the docker-save record of
+// the same image (Docker 25+ saves list each image in both manifest.json and
+// index.json), so the user sees one image with its manifest digest.
+func (r *run) mergeDuplicates() {
+	byConfig := map[string]*imageWork{}
+	for _, w := range r.images {
+		if w.fromRecord && w.configDigest != "" {
+			byConfig[w.configDigest] = w
+		}
+	}
+	var out []*imageWork
+	for _, w := range r.images {
+		rec, ok := byConfig[w.configDigest]
+		if w.fromRecord || !ok || w.configDigest == "" || len(w.layers) != len(rec.layers) {
+			out = append(out, w)
+			continue
+		}
+		same := true
+		for i := range w.layers {
+			if w.layers[i].job != rec.layers[i].job {
+				same = false
+			}
+		}
+		if !same {
+			out = append(out, w)
+			continue
+		}
+		rec.manifestDigest, rec.manifestMediaType = w.manifestDigest, w.manifestMediaType
+		if w.platform != "" && !strings.HasPrefix(w.platform, "manifests[") {
+			rec.platform = w.platform
+		}
+		for i := range rec.layers {
+			rec.layers[i].ref.Desc = w.layers[i].ref.Desc
+		}
+		rec.findings = append(rec.findings, w.findings...)
+		for _, t := range w.tags {
+			if !contains(rec.tags, t) {
+				rec.tags = append(rec.tags, t)
+			}
+		}
+	}
+	r.images = out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) layerResults(w *imageWork) []report.Layer {
+	var chain []digest.Digest
+	if w.diffIDs != nil && len(w.diffIDs) == len(w.layers) {
+		chain = ChainIDs(w.diffIDs)
+	} else {
+		var computed []digest.Digest
+		for _, l := range w.layers {
+			if l.job == nil || l.job.res == nil {
+				computed = nil
+				break
+			}
+			computed = append(computed, l.job.res.DiffID)
+		}
+		if len(computed) == len(w.layers) {
+			chain = ChainIDs(computed)
+		}
+	}
+	out := make([]report.Layer, len(w.layers))
+	for i, l := range w.layers {
+		rl := report.Layer{Index: i, MediaType: l.ref.Desc.MediaType}
+		if chain != nil {
+			rl.ChainID = chain[i].String()
+		}
+		if l.ref.Blob != nil {
+			rl.Location = l.ref.Blob.Location()
+		}
+		if l.job != nil && l.job.res != nil {
+			res := l.job.res
+			rl.Digest, rl.Size, rl.Compression = res.StoredDigest.String(), res.StoredSize, string(res.Compression)
+			if l.job.walkTar {
+				rl.DiffID, rl.TarSize, rl.Entries = res.DiffID.String(), res.TarSize, res.Entries
+			}
+		}
+		out[i] = rl
+	}
+	return out
+}
+
+// evaluate turns each layer's measurements into findings.
+func (r *run) evaluate(w *imageWork) {
+	for i, l := range w.layers {
+		if l.job == nil {
+			continue
+		}
+		li := report.LayerIndex(i)
+		if w.artifact {
+			li = nil
+		}
+		subj := report.Subject{Digest: l.ref.Desc.Digest.String(), Path: l.ref.Blob.Location()}
+		if l.job.err != nil {
+			if !errors.Is(l.job.err, source.ErrConsumed) || l.job.res == nil {
+				s := subj
+				s.Image, s.Platform, s.Layer = w.name, w.platform, li
+				r.b.Problem(s, "reading layer: %v", l.job.err)
+			}
+			if l.job.res == nil {
+				continue
+			}
+		}
+		res := l.job.res
+		d := l.ref.Desc
+		if d.Digest != "" && res.StoredDigest != "" && d.Digest.Algorithm() == digest.SHA256 && d.Digest != res.StoredDigest {
+			w.add(report.LayerDigest, li, subj, "stored bytes do not hash to the digest that references them", d.Digest.String(), res.StoredDigest.String())
+		}
+		if d.Size > 0 && d.Size != res.StoredSize {
+			w.add(report.LayerSize, li, subj, "stored length differs from the descriptor size", fmt.Sprint(d.Size), fmt.Sprint(res.StoredSize))
+		}
+		if !l.job.walkTar || w.artifact {
+			continue
+		}
+		if want, known := layerCompression(d.MediaType); known && want != res.Compression {
+			w.add(report.LayerMediaType, li, subj, "the media type declares one compression, the magic bytes show another", fmt.Sprintf("%s (%s)", want, d.MediaType), string(res.Compression))
+		} else if !known && d.MediaType != "" && !isForeign(d.MediaType) {
+			w.addSev(report.LayerMediaType, report.Warning, li, subj, "unknown layer media type", "a layer media type", d.MediaType)
+		}
+		decompressOK := res.DecompressErr == nil && res.LimitErr == nil
+		switch {
+		case res.DecompressErr != nil && res.TarEnd:
+			w.add(report.LayerTrailing, li, subj, "data after the end of the layer's tar is not a valid compressed stream: "+res.DecompressErr.Error(), "", "")
+			decompressOK = true
+		case res.DecompressErr != nil:
+			w.add(report.LayerDecompress, li, subj, "layer does not decompress: "+res.DecompressErr.Error(), "", "")
+		}
+		if res.LimitErr != nil {
+			w.add(report.LayerLimit, li, subj, res.LimitErr.Error(), "", "")
+		}
+		if res.TarErr != nil && decompressOK {
+			w.add(report.LayerTar, li, subj, "tar stream: "+res.TarErr.Error(), "", "")
+		}
+		if res.TrailingStored > 0 {
+			w.add(report.LayerTrailing, li, subj, fmt.Sprintf("%d bytes follow the end of the compressed stream", res.TrailingStored), "0", fmt.Sprint(res.TrailingStored))
+		}
+		if res.TrailingTarNonZero {
+			w.add(report.LayerTrailing, li, subj, fmt.Sprintf("%d bytes after the tar end-of-archive marker, not all zero", res.TrailingTar), "", "")
+		}
+		if w.diffIDs != nil && i < len(w.diffIDs) && decompressOK {
+			if want := w.diffIDs[i]; want.Validate() == nil && want != res.DiffID {
+				w.add(report.LayerDiffID, li, subj, "uncompressed layer does not hash to the config's diff_id", want.String(), res.DiffID.String())
+			}
+		}
+		for _, dup := range res.Duplicates {
+			s := subj
+			s.Entry = dup
+			w.add(report.LayerDuplicate, li, s, "path appears more than once in the layer (Docker's layer store refuses such layers)", "", "")
+		}
+		for _, u := range res.UnsafePaths {
+			s := subj
+			s.Entry = u
+			w.add(report.LayerUnsafePath, li, s, "entry climbs out of the root", "", "")
+		}
+	}
+}
+
+// unreferenced reports stored blobs nothing referenced (only when nothing was filtered out).
+func (r *run) unreferenced(ctx context.Context) {
+	l, ok := r.src.(source.Lister)
+	if !ok || r.filtered {
+		return
+	}
+	blobs, err := l.ListBlobs(ctx)
+	if err != nil {
+		r.b.Problem(report.Subject{}, "listing blobs: %v", err)
+		return
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Location() < blobs[j].Location() })
+	for _, b := range blobs {
+		if r.referenced[b.Key()] {
+			continue
+		}
+		ci, _ := report.Lookup(report.BlobUnreferenced)
+		r.b.Add(report.Finding{Check: report.BlobUnreferenced, Severity: ci.Severity, Subject: report.Subject{Path: b.Location()},
+			Message: fmt.Sprintf("blob present but referenced by nothing (%d bytes)", b.Size())})
+	}
+}
+
+// schema1 checks a legacy schema 1 manifest: each blobSum is verified, the
+// diffIDs are computed, and what cannot be checked without a config is said.
+func (r *run) schema1(ctx context.Context, w *imageWork, data []byte, subj report.Subject) {
+	var m struct {
+		Name     string `json:"name"`
+		Tag      string `json:"tag"`
+		Arch     string `json:"architecture"`
+		FSLayers []struct {
+			BlobSum digest.Digest `json:"blobSum"`
+		} `json:"fsLayers"`
+		History []struct {
+			V1Compatibility string `json:"v1Compatibility"`
+		} `json:"history"`
+		Signatures json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		w.add(report.ManifestParse, nil, subj, "schema 1 manifest does not parse: "+err.Error(), "", "")
+		return
+	}
+	if len(m.FSLayers) != len(m.History) {
+		w.add(report.LayerCount, nil, subj, "schema 1 fsLayers and history differ in length", fmt.Sprint(len(m.History)), fmt.Sprint(len(m.FSLayers)))
+	}
+	if m.Signatures != nil {
+		// The digest of a signed schema 1 manifest covers the payload without
+		// signatures; the digest finding above compared the served bytes.
+		w.findings = dropCheck(w.findings, report.ManifestDigest)
+	}
+	w.add(report.ManifestSchema1, nil, subj, "legacy schema 1 manifest: layer blobs and their diffIDs are verified; there is no config, so no image ID, diff_ids or chainIDs can be checked against one", "", "")
+	if m.Arch != "" {
+		w.platform = "linux/" + m.Arch
+	}
+	// fsLayers are listed top first; throwaway layers repeat the empty tar.
+	for i := len(m.FSLayers) - 1; i >= 0; i-- {
+		fl := m.FSLayers[i]
+		throwaway := false
+		if i < len(m.History) {
+			var v1 struct {
+				Throwaway bool `json:"throwaway"`
+			}
+			_ = json.Unmarshal([]byte(m.History[i].V1Compatibility), &v1)
+			throwaway = v1.Throwaway
+		}
+		if throwaway {
+			continue
+		}
+		d := source.Ref{Desc: ociDesc("application/vnd.docker.container.image.rootfs.diff+x-gtar", fl.BlobSum)}
+		if b, err := r.src.Blob(ctx, d.Desc); err == nil {
+			d.Blob = b
+		} else {
+			d.Missing = fmt.Sprintf("blob %s: %v", fl.BlobSum, err)
+		}
+		w.layers = append(w.layers, layerWork{ref: d})
+	}
+	for i := range w.layers {
+		if w.layers[i].ref.Blob != nil {
+			w.layers[i].job = r.job(w.layers[i].ref.Blob, true)
+		} else {
+			w.add(report.LayerMissing, report.LayerIndex(i), report.Subject{Digest: w.layers[i].ref.Desc.Digest.String()}, w.layers[i].ref.Missing, "", "")
+		}
+	}
+}
+
+func dropCheck(fs []report.Finding, c report.Check) []report.Finding {
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Check != c {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,736 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/source"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a Verifier.
+type Options struct {
+	// Jobs is how many layers are read at once (0: 1).
+	Jobs int
+	// Platforms selects platforms of multi-platform indexes ("linux/arm64/v8");
+	// empty: every platform.
+	Platforms []string
+	// Images selects targets by name, tag, or digest/ID prefix; empty: all.
+	Images []string
+	// MaxManifestSize bounds manifests, indexes and configs read into memory (0: 4 MiB).
+	MaxManifestSize int64
+	// MaxDepth bounds index nesting (0: 8).
+	MaxDepth int
+	// MaxLayers bounds the layers of one image (0: 1000).
+	MaxLayers int
+	// MaxIndexEntries bounds the manifests of one index (0: 10000).
+	MaxIndexEntries int
+	// Pass configures every layer pass (limits, taps).
+	Pass PassOptions
+	// LayerObservers, when set, returns observers to attach to the pass of
+	// one layer blob (analysis). Called once per distinct blob.
+	LayerObservers func(key string) []Observer
+	// Progress is called after each layer pass with the bytes it read. It may
+	// be called from several goroutines at once.
+	Progress func(location string, bytes int64)
+}
+
+// Verifier checks sources. It is safe to use from one goroutine at a time.
+type Verifier struct {
+	opts Options
+}
+
+// New returns a Verifier with defaults filled in.
+func New(opts Options) *Verifier {
+	if opts.Jobs <= 0 {
+		opts.Jobs = 1
+	}
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = 4 << 20
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = 8
+	}
+	if opts.MaxLayers <= 0 {
+		opts.MaxLayers = 1000
+	}
+	if opts.MaxIndexEntries <= 0 {
+		opts.MaxIndexEntries = 10000
+	}
+	return &Verifier{opts: opts}
+}
+
+// ErrNoMatch is returned when --image or --platform selects nothing.
+var ErrNoMatch = errors.New("nothing matches the selection")
+
+// Verify checks every target of src and adds images, findings and problems
+// to b. It returns an error only when the source could not be checked at all
+// (unreadable, cancelled); data problems are findings.
+func (v *Verifier) Verify(ctx context.Context, src source.Source, b *report.Builder) error {
+	r := &run{v: v, src: src, b: b, jobs: map[string]*layerJob{}, referenced: map[string]bool{}}
+	return r.do(ctx)
+}
+
+type run struct {
+	v          *Verifier
+	src        source.Source
+	b          *report.Builder
+	mu         sync.Mutex
+	jobs       map[string]*layerJob
+	referenced map[string]bool
+	images     []*imageWork
+	filtered   bool
+}
+
+// layerJob is one distinct stored blob and what its pass measured.
+type layerJob struct {
+	blob    source.Blob
+	size    int64
+	walkTar bool
+	res     *PassResult
+	err     error
+	done    bool
+}
+
+// imageWork collects what is known of one image until its layers are read.
+type imageWork struct {
+	name, platform    string
+	tags              []string
+	indexDigest       string
+	manifestDigest    string
+	manifestMediaType string
+	configDigest      string
+	diffIDs           []digest.Digest // nil when the config could not be read
+	layers            []layerWork
+	findings          []report.Finding
+	fromRecord        bool
+	artifact          bool
+}
+
+type layerWork struct {
+	ref source.Ref
+	job *layerJob
+}
+
+func (w *imageWork) add(check report.Check, layer *int, subj report.Subject, msg, want, got string) {
+	ci, _ := report.Lookup(check)
+	subj.Layer = layer
+	w.findings = append(w.findings, report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: msg, Expected: want, Actual: got})
+}
+
+func (w *imageWork) addSev(check report.Check, sev report.Severity, layer *int, subj report.Subject, msg, want, got string) {
+	subj.Layer = layer
+	w.findings = append(w.findings, report.Finding{Check: check, Severity: sev, Subject: subj, Message: msg, Expected: want, Actual: got})
+}
+
+func (r *run) do(ctx context.Context) error {
+	if sc, ok := r.src.(source.Scanner); ok {
+		if err := sc.Scan(ctx, func(b source.Blob, rd io.Reader) error { return r.scanned(ctx, b, rd) }); err != nil {
+			return fmt.Errorf("reading %s: %w", r.src, err)
+		}
+	}
+	targets, err := r.src.Targets(ctx)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", r.src, err)
+	}
+	targets, err = r.selectTargets(targets)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case t.Image != nil:
+			r.record(ctx, t)
+		case t.Descriptor != nil:
+			r.descriptor(ctx, t.Name, t.Tags, *t.Descriptor, t.Claims, 0, "", "")
+		}
+	}
+	if err := r.runJobs(ctx); err != nil {
+		return err
+	}
+	r.finish(ctx)
+	return ctx.Err()
+}
+
+// scanned runs the pass over a blob a sequential source streams past once.
+func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
+	opts := r.v.opts.Pass
+	if r.v.opts.LayerObservers != nil {
+		opts.Observers = append(append([]Observer(nil), opts.Observers...), r.v.opts.LayerObservers(b.Key())...)
+	}
+	res, err := Pass(ctx, rd, opts)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	r.mu.Lock()
+	r.jobs[b.Key()] = &layerJob{blob: b, size: res.StoredSize, walkTar: true, res: res, err: err, done: true}
+	r.mu.Unlock()
+	if r.v.opts.Progress != nil {
+		r.v.opts.Progress(b.Location(), res.StoredSize)
+	}
+	return nil
+}
+
+// selectTargets applies --image.
+func (r *run) selectTargets(ts []source.Target) ([]source.Target, error) {
+	if len(r.v.opts.Images) == 0 {
+		return ts, nil
+	}
+	r.filtered = true
+	var out []source.Target
+	for _, t := range ts {
+		for _, sel := range r.v.opts.Images {
+			if matchTarget(t, sel) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		var names []string
+		for _, t := range ts {
+			names = append(names, t.Name)
+		}
+		return nil, fmt.Errorf("--image %s: %w; %s holds: %s", strings.Join(r.v.opts.Images, ","), ErrNoMatch, r.src, strings.Join(names, ", "))
+	}
+	return out, nil
+}
+
+func matchTarget(t source.Target, sel string) bool {
+	names := append([]string{t.Name}, t.Tags...)
+	for _, n := range names {
+		if n == sel || n == sel+":latest" || strings.TrimPrefix(strings.TrimPrefix(n, "docker.io/"), "library/") == sel ||
+			strings.TrimPrefix(strings.TrimPrefix(n, "docker.io/"), "library/") == sel+":latest" {
+			return true
+		}
+	}
+	hex := strings.TrimPrefix(sel, "sha256:")
+	if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return false
+	}
+	var ds []digest.Digest
+	if t.Descriptor != nil {
+		ds = append(ds, t.Descriptor.Digest)
+	}
+	if t.Image != nil {
+		ds = append(ds, t.Image.Config.Desc.Digest)
+	}
+	for _, d := range ds {
+		if d != "" && strings.HasPrefix(d.Encoded(), hex) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) ref(b source.Blob) {
+	if b != nil {
+		r.referenced[b.Key()] = true
+	}
+}
+
+// readSmall reads a manifest, index or config, bounded by MaxManifestSize.
+func (r *run) readSmall(ctx context.Context, b source.Blob) ([]byte, error) {
+	return source.ReadAll(ctx, b, r.v.opts.MaxManifestSize)
+}
+
+// computeDigest hashes data with the algorithm of want (sha256 when want is empty).
+func computeDigest(want digest.Digest, data []byte) (digest.Digest, error) {
+	alg := digest.SHA256
+	if want != "" {
+		alg = want.Algorithm()
+	}
+	if !alg.Available() {
+		return "", fmt.Errorf("digest algorithm %q is not supported", alg)
+	}
+	return alg.FromBytes(data), nil
+}
+
+// descriptor verifies a manifest or index and recurses.
+func (r *run) descriptor(ctx context.Context, name string, tags []string, desc ocispec.Descriptor, claims []source.Claim, depth int, platform, indexDigest string) {
+	w := &imageWork{name: name, tags: tags, platform: platform, indexDigest: indexDigest, manifestDigest: desc.Digest.String(), manifestMediaType: desc.MediaType}
+	subj := report.Subject{Digest: desc.Digest.String()}
+	defer func() {
+		if len(w.findings) > 0 || w.layers != nil || w.configDigest != "" {
+			r.images = append(r.images, w)
+		}
+	}()
+	if depth > r.v.opts.MaxDepth {
+		w.add(report.ManifestParse, nil, subj, fmt.Sprintf("index nesting deeper than %d levels", r.v.opts.MaxDepth), "", "")
+		return
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		w.add(report.ManifestParse, nil, subj, fmt.Sprintf("descriptor digest %q is invalid: %v", desc.Digest, err), "", "")
+		return
+	}
+	blob, err := r.src.Blob(ctx, desc)
+	if err != nil {
+		if errors.Is(err, source.ErrNotFound) {
+			w.add(report.ManifestMissing, nil, subj, fmt.Sprintf("manifest %s is not in %s", desc.Digest, r.src), "", "")
+		} else {
+			r.b.Problem(report.Subject{Image: name, Platform: platform, Digest: desc.Digest.String()}, "reading manifest: %v", err)
+		}
+		return
+	}
+	r.ref(blob)
+	subj.Path = blob.Location()
+	data, err := r.readSmall(ctx, blob)
+	if err != nil {
+		var le *source.LimitError
+		if errors.As(err, &le) {
+			w.add(report.ManifestParse, nil, subj, err.Error(), "", "")
+		} else {
+			r.b.Problem(report.Subject{Image: name, Platform: platform, Digest: desc.Digest.String(), Path: blob.Location()}, "reading manifest: %v", err)
+		}
+		return
+	}
+	got, err := computeDigest(desc.Digest, data)
+	if err != nil {
+		r.b.Problem(report.Subject{Image: name, Digest: desc.Digest.String()}, "%v", err)
+		return
+	}
+	if got != desc.Digest {
+		w.add(report.ManifestDigest, nil, subj, "manifest bytes do not hash to the digest that references them", desc.Digest.String(), got.String())
+	}
+	for _, c := range claims {
+		if c.Digest != "" && c.Digest != got {
+			w.add(report.ManifestDigest, nil, subj, "manifest bytes do not hash to the digest of the "+c.By, c.Digest.String(), got.String())
+		}
+	}
+	w.manifestDigest = got.String()
+	if desc.Size >= 0 && desc.Size != int64(len(data)) {
+		w.add(report.ManifestSize, nil, subj, "manifest length differs from its descriptor", fmt.Sprint(desc.Size), fmt.Sprint(len(data)))
+	}
+	var head struct {
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     string          `json:"mediaType"`
+		Manifests     json.RawMessage `json:"manifests"`
+		Config        json.RawMessage `json:"config"`
+		FSLayers      json.RawMessage `json:"fsLayers"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		w.add(report.ManifestParse, nil, subj, "manifest is not valid JSON: "+err.Error(), "", "")
+		return
+	}
+	mt := desc.MediaType
+	if head.MediaType != "" && mt != "" && head.MediaType != mt {
+		w.add(report.ManifestMediaType, nil, subj, "descriptor and document disagree on the media type", mt, head.MediaType)
+	}
+	if mt == "" {
+		mt = head.MediaType
+	}
+	kind := kindOf(mt)
+	if kind == kindUnknown {
+		switch {
+		case head.Manifests != nil:
+			kind = kindIndex
+		case head.Config != nil:
+			kind = kindManifest
+		case head.FSLayers != nil:
+			kind = kindSchema1
+		}
+		if kind != kindUnknown && mt != "" {
+			w.add(report.ManifestMediaType, nil, subj, "unknown manifest media type", "an OCI or Docker manifest/index type", mt)
+		}
+	}
+	w.manifestMediaType = mt
+	switch kind {
+	case kindIndex:
+		w.configDigest = "" // an index is not an image; its children are
+		r.index(ctx, w, name, tags, data, subj, depth, got.String())
+		w.layers = nil
+		if len(w.findings) == 0 {
+			w.findings = nil
+		}
+		// index-level findings belong to the index's own entry
+		if len(w.findings) > 0 {
+			w.platform = platform
+		}
+	case kindManifest:
+		r.manifest(ctx, w, data, subj)
+	case kindSchema1:
+		r.schema1(ctx, w, data, subj)
+	default:
+		w.artifact = true
+		w.add(report.Artifact, nil, subj, fmt.Sprintf("descriptor of media type %q is not a manifest; listed, not verified", mt), "", "")
+	}
+}
+
+func (r *run) index(ctx context.Context, w *imageWork, name string, tags []string, data []byte, subj report.Subject, depth int, dgst string) {
+	var idx ocispec.Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		w.add(report.ManifestParse, nil, subj, "index does not parse: "+err.Error(), "", "")
+		return
+	}
+	if len(idx.Manifests) > r.v.opts.MaxIndexEntries {
+		w.add(report.ManifestParse, nil, subj, fmt.Sprintf("index lists %d manifests, more than the limit of %d", len(idx.Manifests), r.v.opts.MaxIndexEntries), "", "")
+		return
+	}
+	matched := 0
+	for i, child := range idx.Manifests {
+		plat := platformString(child.Platform)
+		if isAttestation(child) {
+			cw := &imageWork{name: name, platform: "attestation " + platformOfAttestation(child, idx), artifact: true}
+			cw.add(report.Artifact, nil, report.Subject{Digest: child.Digest.String()}, "attestation manifest; listed, not verified as an image", "", "")
+			r.images = append(r.images, cw)
+			r.markArtifact(ctx, child)
+			continue
+		}
+		if !r.platformSelected(plat) {
+			r.filtered = true
+			continue
+		}
+		matched++
+		if plat == "" {
+			plat = fmt.Sprintf("manifests[%d]", i)
+		}
+		r.descriptor(ctx, name, tags, child, nil, depth+1, plat, dgst)
+	}
+	if len(r.v.opts.Platforms) > 0 && matched == 0 && len(idx.Manifests) > 0 {
+		r.b.Problem(report.Subject{Image: name, Digest: dgst}, "no platform of the index matches --platform %s", strings.Join(r.v.opts.Platforms, ","))
+	}
+}
+
+// markArtifact records the blobs of an artifact as referenced without reading them.
+func (r *run) markArtifact(ctx context.Context, d ocispec.Descriptor) {
+	b, err := r.src.Blob(ctx, d)
+	if err != nil {
+		return
+	}
+	r.ref(b)
+	data, err := r.readSmall(ctx, b)
+	if err != nil {
+		return
+	}
+	var m ocispec.Manifest
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		if b, err := r.src.Blob(ctx, d); err == nil {
+			r.ref(b)
+		}
+	}
+}
+
+func isAttestation(d ocispec.Descriptor) bool {
+	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
+}
+
+func platformOfAttestation(d ocispec.Descriptor, idx ocispec.Index) string {
+	ref := d.Annotations["vnd.docker.reference.digest"]
+	for _, m := range idx.Manifests {
+		if m.Digest.String() == ref {
+			return "for " + platformString(m.Platform)
+		}
+	}
+	return "of " + report.Short(d.Digest.String())
+}
+
+func platformString(p *ocispec.Platform) string {
+	if p == nil || (p.OS == "" && p.Architecture == "") {
+		return ""
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// platformSelected matches a platform against --platform, treating a missing
+// variant in the selector as a wildcard and arm64's v8 as its default.
+func (r *run) platformSelected(plat string) bool {
+	if len(r.v.opts.Platforms) == 0 || plat == "" {
+		return len(r.v.opts.Platforms) == 0 || plat == ""
+	}
+	for _, sel := range r.v.opts.Platforms {
+		if sel == plat || strings.HasPrefix(plat, sel+"/") || sel == plat+"/v8" && strings.HasSuffix(plat, "arm64") {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) manifest(ctx context.Context, w *imageWork, data []byte, subj report.Subject) {
+	var m ocispec.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		w.add(report.ManifestParse, nil, subj, "manifest does not parse: "+err.Error(), "", "")
+		return
+	}
+	if m.SchemaVersion != 2 {
+		w.add(report.ManifestParse, nil, subj, "manifest schemaVersion is not 2", "2", fmt.Sprint(m.SchemaVersion))
+	}
+	if !isImageConfig(m.Config.MediaType) || m.ArtifactType != "" {
+		w.artifact = true
+		w.add(report.Artifact, nil, subj, fmt.Sprintf("artifact manifest (config %s%s); blobs checked for integrity, not as an image", m.Config.MediaType, artifactType(m.ArtifactType)), "", "")
+		for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+			r.blobOnly(ctx, w, d)
+		}
+		return
+	}
+	if len(m.Layers) > r.v.opts.MaxLayers {
+		w.add(report.LayerCount, nil, subj, fmt.Sprintf("manifest lists %d layers, more than the limit of %d", len(m.Layers), r.v.opts.MaxLayers), "", "")
+		return
+	}
+	config := source.Ref{Desc: m.Config}
+	cfgSubj := report.Subject{Digest: m.Config.Digest.String()}
+	if err := m.Config.Digest.Validate(); err != nil {
+		w.add(report.ManifestParse, nil, cfgSubj, fmt.Sprintf("config digest %q is invalid", m.Config.Digest), "", "")
+		config.Missing = "invalid digest"
+	} else if b, err := r.src.Blob(ctx, m.Config); err == nil {
+		config.Blob = b
+	} else if errors.Is(err, source.ErrNotFound) {
+		config.Missing = fmt.Sprintf("config %s is not in %s", m.Config.Digest, r.src)
+	} else {
+		r.b.Problem(report.Subject{Image: w.name, Platform: w.platform, Digest: m.Config.Digest.String()}, "reading config: %v", err)
+		return
+	}
+	if !isImageConfig(m.Config.MediaType) {
+		w.add(report.ConfigMediaType, nil, cfgSubj, "config media type is not an image config", MediaTypeOCIConfig, m.Config.MediaType)
+	}
+	var layers []source.Ref
+	for i, d := range m.Layers {
+		ref := source.Ref{Desc: d}
+		if err := d.Digest.Validate(); err != nil {
+			w.add(report.ManifestParse, report.LayerIndex(i), report.Subject{}, fmt.Sprintf("layer digest %q is invalid", d.Digest), "", "")
+			ref.Missing = "invalid digest"
+		} else if b, err := r.src.Blob(ctx, d); err == nil {
+			ref.Blob = b
+		} else if errors.Is(err, source.ErrNotFound) {
+			ref.Missing = fmt.Sprintf("layer %s is not in %s", d.Digest, r.src)
+		} else {
+			r.b.Problem(report.Subject{Image: w.name, Platform: w.platform, Layer: report.LayerIndex(i), Digest: d.Digest.String()}, "reading layer: %v", err)
+			ref.Missing = "unreadable"
+		}
+		layers = append(layers, ref)
+	}
+	r.image(ctx, w, config, layers, true)
+}
+
+func artifactType(t string) string {
+	if t == "" {
+		return ""
+	}
+	return ", artifactType " + t
+}
+
+// blobOnly checks an artifact blob's digest and size without reading it as a tar.
+func (r *run) blobOnly(ctx context.Context, w *imageWork, d ocispec.Descriptor) {
+	if d.Digest.Validate() != nil {
+		return
+	}
+	b, err := r.src.Blob(ctx, d)
+	if err != nil {
+		if errors.Is(err, source.ErrNotFound) && d.MediaType != MediaTypeOCIEmpty {
+			w.add(report.LayerMissing, nil, report.Subject{Digest: d.Digest.String()}, "artifact blob is missing", "", "")
+		}
+		return
+	}
+	r.ref(b)
+	j := r.job(b, false)
+	w.layers = append(w.layers, layerWork{ref: source.Ref{Desc: d, Blob: b}, job: j})
+}
+
+func (r *run) job(b source.Blob, walkTar bool) *layerJob {
+	r.ref(b)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.jobs[b.Key()]
+	if !ok {
+		j = &layerJob{blob: b, size: b.Size()}
+		r.jobs[b.Key()] = j
+	}
+	if walkTar {
+		j.walkTar = true
+	}
+	return j
+}
+
+// record verifies an image declared without a manifest (docker save's manifest.json).
+func (r *run) record(ctx context.Context, t source.Target) {
+	w := &imageWork{name: t.Name, tags: t.Tags, fromRecord: true}
+	r.images = append(r.images, w)
+	if len(t.Image.Layers) > r.v.opts.MaxLayers {
+		w.add(report.LayerCount, nil, report.Subject{}, fmt.Sprintf("%d layers, more than the limit of %d", len(t.Image.Layers), r.v.opts.MaxLayers), "", "")
+		return
+	}
+	r.image(ctx, w, t.Image.Config, t.Image.Layers, false)
+}
+
+type imageConfig struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant"`
+	RootFS       *struct {
+		Type    string   `json:"type"`
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+	History []struct {
+		EmptyLayer bool `json:"empty_layer"`
+	} `json:"history"`
+}
+
+// image checks a config and schedules the layers.
+func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers []source.Ref, fromManifest bool) {
+	cfgSubj := report.Subject{Digest: config.Desc.Digest.String()}
+	var cfg *imageConfig
+	if config.Blob == nil {
+		w.add(report.ConfigMissing, nil, cfgSubj, nonEmpty(config.Missing, "the config blob is missing"), "", "")
+	} else {
+		r.ref(config.Blob)
+		cfgSubj.Path = config.Blob.Location()
+		data, err := r.readSmall(ctx, config.Blob)
+		var le *source.LimitError
+		switch {
+		case errors.As(err, &le):
+			w.add(report.ConfigParse, nil, cfgSubj, err.Error(), "", "")
+		case err != nil:
+			r.b.Problem(report.Subject{Image: w.name, Path: config.Blob.Location()}, "reading config: %v", err)
+		default:
+			got, derr := computeDigest(config.Desc.Digest, data)
+			if derr != nil {
+				r.b.Problem(report.Subject{Image: w.name, Path: config.Blob.Location()}, "%v", derr)
+				break
+			}
+			w.configDigest = got.String()
+			if config.Desc.Digest != "" && got != config.Desc.Digest {
+				msg := "config bytes do not hash to the digest in the manifest (the image ID)"
+				if !fromManifest {
+					msg = "config file name is not the sha256 of its content (the image ID)"
+				}
+				w.add(report.ConfigDigest, nil, cfgSubj, msg, config.Desc.Digest.String(), got.String())
+			}
+			if fromManifest && config.Desc.Size >= 0 && config.Desc.Size != int64(len(data)) {
+				w.add(report.ConfigSize, nil, cfgSubj, "config length differs from its descriptor", fmt.Sprint(config.Desc.Size), fmt.Sprint(len(data)))
+			}
+			cfg = &imageConfig{}
+			if err := json.Unmarshal(data, cfg); err != nil {
+				w.add(report.ConfigParse, nil, cfgSubj, "config is not valid JSON: "+err.Error(), "", "")
+				cfg = nil
+			} else if cfg.RootFS == nil {
+				w.add(report.ConfigParse, nil, cfgSubj, "config has no rootfs", "", "")
+				cfg = nil
+			}
+		}
+	}
+	if cfg != nil {
+		if p := platformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); w.platform == "" {
+			w.platform = p
+		} else if p != "" && !strings.HasPrefix(w.platform, "manifests[") && !samePlatform(w.platform, p) {
+			w.add(report.IndexPlatform, nil, cfgSubj, "the index and the config disagree on the platform", w.platform, p)
+		}
+		if cfg.RootFS.Type != "layers" {
+			w.add(report.ConfigRootFS, nil, cfgSubj, `rootfs.type is not "layers"`, "layers", cfg.RootFS.Type)
+		}
+		w.diffIDs = make([]digest.Digest, 0, len(cfg.RootFS.DiffIDs))
+		for i, s := range cfg.RootFS.DiffIDs {
+			d := digest.Digest(s)
+			if d.Validate() != nil {
+				w.add(report.ConfigRootFS, report.LayerIndex(i), cfgSubj, fmt.Sprintf("diff_ids[%d] is not a valid digest", i), "", s)
+			}
+			w.diffIDs = append(w.diffIDs, d)
+		}
+		nonEmptyHist := 0
+		for _, h := range cfg.History {
+			if !h.EmptyLayer {
+				nonEmptyHist++
+			}
+		}
+		if len(layers) != len(w.diffIDs) {
+			w.add(report.LayerCount, nil, cfgSubj, "the number of layers differs from the number of rootfs.diff_ids", fmt.Sprintf("%d diff_ids", len(w.diffIDs)), fmt.Sprintf("%d layers", len(layers)))
+		}
+		if len(cfg.History) > 0 && nonEmptyHist > len(w.diffIDs) {
+			w.add(report.LayerCount, nil, cfgSubj, "more non-empty history entries than diff_ids (Docker refuses this image)", fmt.Sprintf("%d diff_ids", len(w.diffIDs)), fmt.Sprintf("%d non-empty history entries", nonEmptyHist))
+		} else if len(cfg.History) > 0 && nonEmptyHist < len(w.diffIDs) {
+			w.addSev(report.LayerCount, report.Warning, nil, cfgSubj, "fewer non-empty history entries than diff_ids", fmt.Sprintf("%d diff_ids", len(w.diffIDs)), fmt.Sprintf("%d non-empty history entries", nonEmptyHist))
+		}
+	}
+	for i, ref := range layers {
+		lw := layerWork{ref: ref}
+		if ref.Blob == nil {
+			if isForeign(ref.Desc.MediaType) || len(ref.Desc.URLs) > 0 {
+				w.add(report.LayerForeign, report.LayerIndex(i), report.Subject{Digest: ref.Desc.Digest.String()}, "foreign or non-distributable layer is not in the source; skipped", "", "")
+			} else {
+				w.add(report.LayerMissing, report.LayerIndex(i), report.Subject{Digest: ref.Desc.Digest.String()}, nonEmpty(ref.Missing, "layer blob is missing"), "", "")
+			}
+		} else {
+			lw.job = r.job(ref.Blob, true)
+		}
+		w.layers = append(w.layers, lw)
+	}
+	if w.layers == nil {
+		w.layers = []layerWork{}
+	}
+}
+
+func samePlatform(a, b string) bool {
+	return a == b || strings.TrimSuffix(a, "/v8") == strings.TrimSuffix(b, "/v8")
+}
+
+func nonEmpty(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+// runJobs reads every pending blob once, largest first, Jobs at a time.
+func (r *run) runJobs(ctx context.Context) error {
+	var pending []*layerJob
+	for _, j := range r.jobs {
+		if !j.done {
+			pending = append(pending, j)
+		}
+	}
+	sort.Slice(pending, func(a, b int) bool {
+		if pending[a].size != pending[b].size {
+			return pending[a].size > pending[b].size
+		}
+		return pending[a].blob.Key() < pending[b].blob.Key()
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.v.opts.Jobs)
+	for _, j := range pending {
+		g.Go(func() error {
+			r.runJob(gctx, j)
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (r *run) runJob(ctx context.Context, j *layerJob) {
+	rc, err := j.blob.Open(ctx)
+	if err != nil {
+		j.err = err
+		j.done = true
+		return
+	}
+	defer rc.Close()
+	opts := r.v.opts.Pass
+	opts.NoTarWalk = !j.walkTar
+	if j.walkTar && r.v.opts.LayerObservers != nil {
+		opts.Observers = append(append([]Observer(nil), opts.Observers...), r.v.opts.LayerObservers(j.blob.Key())...)
+	}
+	j.res, j.err = Pass(ctx, rc, opts)
+	j.done = true
+	if r.v.opts.Progress != nil && j.res != nil {
+		r.v.opts.Progress(j.blob.Location(), j.res.StoredSize)
+	}
+}
