@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/layercheck/layercheck/report"
@@ -19,6 +20,7 @@ import (
 type memSource struct {
 	blobs   map[digest.Digest][]byte
 	targets []source.Target
+	mu      sync.Mutex
 	opened  map[digest.Digest]int
 }
 
@@ -39,7 +41,9 @@ type countingBlob struct {
 }
 
 func (c *countingBlob) Open(ctx context.Context) (io.ReadCloser, error) {
+	c.m.mu.Lock()
 	c.m.opened[c.d]++
+	c.m.mu.Unlock()
 	return c.BytesBlob.Open(ctx)
 }
 
