@@ -147,7 +147,7 @@ func (p *textPrinter) findings(fs []Finding, inImage bool) {
 		}
 	}
 	if hidden > 0 {
-		p.linef("%s(%s not shown; use verbose output to list them)", indent, plural(hidden, "info"))
+		p.linef("%s(%s not shown; --verbose lists them)", indent, plural(hidden, "info"))
 	}
 }
 
