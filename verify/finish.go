@@ -183,7 +183,9 @@ func (r *run) evaluate(w *imageWork) {
 		if res.TrailingStored > 0 {
 			w.add(report.LayerTrailing, li, subj, fmt.Sprintf("%d bytes follow the end of the compressed stream", res.TrailingStored), "0", fmt.Sprint(res.TrailingStored))
 		}
-		if res.TrailingTarNonZero {
+		if res.TrailingTarNonZero && res.TrailingEntry == "stargz.index.json" {
+			w.addSev(report.LayerTrailing, report.Info, li, subj, "eStargz layer: its table of contents (stargz.index.json) follows the tar end-of-archive marker", "", "")
+		} else if res.TrailingTarNonZero {
 			w.add(report.LayerTrailing, li, subj, fmt.Sprintf("%d bytes after the tar end-of-archive marker, not all zero", res.TrailingTar), "", "")
 		}
 		if w.diffIDs != nil && i < len(w.diffIDs) && decompressOK {

@@ -94,6 +94,9 @@ type PassResult struct {
 	// padding is normal); TrailingTarNonZero is set when any of them is not zero.
 	TrailingTar        int64
 	TrailingTarNonZero bool
+	// TrailingEntry names a tar header found right after the end marker
+	// (eStargz appends its table of contents, stargz.index.json, there).
+	TrailingEntry string
 	// TrailingStored counts stored bytes after the end of the compressed stream.
 	TrailingStored int64
 
@@ -356,7 +359,15 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 	}
 	// Drain what follows the end marker: record padding or garbage.
 	before := tt.n
+	var first [512]byte
+	if n, _ := io.ReadFull(tt, first[:]); !allZero(first[:n]) {
+		res.TrailingTarNonZero = true
+		if h, err := tar.NewReader(bytes.NewReader(first[:n])).Next(); err == nil && h != nil {
+			res.TrailingEntry = h.Name
+		}
+	}
 	nz, err := drainCountNonZero(tt)
+	nz = nz || res.TrailingTarNonZero
 	res.TrailingTarNonZero = nz
 	classify(res, stored, tarSide, err)
 	res.TrailingTar = tt.n - before
