@@ -326,9 +326,15 @@ func (r *run) descriptor(ctx context.Context, name string, tags []string, desc o
 	}
 	mt := desc.MediaType
 	if head.MediaType != "" && mt != "" && head.MediaType != mt {
-		w.add(report.ManifestMediaType, nil, subj, "descriptor and document disagree on the media type", mt, head.MediaType)
+		// The same kind under another name (an OCI descriptor for a Docker
+		// manifest) parses the same everywhere: a warning. Another kind is an error.
+		sev := report.Error
+		if kindOf(head.MediaType) == kindOf(mt) || kindOf(mt) == kindUnknown {
+			sev = report.Warning
+		}
+		w.addSev(report.ManifestMediaType, sev, nil, subj, "descriptor and document disagree on the media type", mt, head.MediaType)
 	}
-	if mt == "" {
+	if mt == "" || (kindOf(mt) == kindUnknown && head.MediaType != "") {
 		mt = head.MediaType
 	}
 	kind := kindOf(mt)
@@ -341,8 +347,8 @@ func (r *run) descriptor(ctx context.Context, name string, tags []string, desc o
 		case head.FSLayers != nil:
 			kind = kindSchema1
 		}
-		if kind != kindUnknown && mt != "" {
-			w.add(report.ManifestMediaType, nil, subj, "unknown manifest media type", "an OCI or Docker manifest/index type", mt)
+		if kind != kindUnknown && mt != "" && head.MediaType == "" {
+			w.addSev(report.ManifestMediaType, report.Warning, nil, subj, "unknown manifest media type", "an OCI or Docker manifest/index type", mt)
 		}
 	}
 	w.manifestMediaType = mt
@@ -473,7 +479,7 @@ func (r *run) manifest(ctx context.Context, w *imageWork, data []byte, subj repo
 	if m.SchemaVersion != 2 {
 		w.add(report.ManifestParse, nil, subj, "manifest schemaVersion is not 2", "2", fmt.Sprint(m.SchemaVersion))
 	}
-	if !isImageConfig(m.Config.MediaType) || m.ArtifactType != "" {
+	if isArtifact(m) {
 		w.artifact = true
 		w.add(report.Artifact, nil, subj, fmt.Sprintf("artifact manifest (config %s%s); blobs checked for integrity, not as an image", m.Config.MediaType, artifactType(m.ArtifactType)), "", "")
 		for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
@@ -518,6 +524,24 @@ func (r *run) manifest(ctx context.Context, w *imageWork, data []byte, subj repo
 		layers = append(layers, ref)
 	}
 	r.image(ctx, w, config, layers, true)
+}
+
+// emptyJSON is the digest of "{}", the OCI empty descriptor's content.
+const emptyJSON = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+// isArtifact tells an artifact (attestation, signature, SBOM, build record)
+// from an image: a non-image config type, an artifactType, the empty "{}"
+// config, or layers that are not layer media types.
+func isArtifact(m ocispec.Manifest) bool {
+	if !isImageConfig(m.Config.MediaType) || m.ArtifactType != "" || m.Config.Digest == emptyJSON {
+		return true
+	}
+	for _, l := range m.Layers {
+		if _, known := layerCompression(l.MediaType); !known && l.MediaType != "" && !isForeign(l.MediaType) {
+			return true
+		}
+	}
+	return false
 }
 
 func artifactType(t string) string {

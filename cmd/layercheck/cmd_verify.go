@@ -78,7 +78,7 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 		if err != nil {
 			b.Problem(report.Subject{Path: name}, "%v", err)
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", name, err)
+				firstErr = err
 			}
 			continue
 		}
