@@ -1,0 +1,296 @@
+package ocilayout
+
+import (
+	"context"
+	_ "crypto/sha256" // digest algorithms go-digest validates against
+	_ "crypto/sha512"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/source"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// DefaultMaxManifestSize bounds index.json and oci-layout when
+// Options.MaxManifestSize is 0.
+const DefaultMaxManifestSize = 4 << 20
+
+// Options configure Open.
+type Options struct {
+	// MaxManifestSize bounds the metadata files read into memory
+	// (index.json, oci-layout); 0 means DefaultMaxManifestSize.
+	MaxManifestSize int64
+}
+
+// Layout is an OCI image layout directory opened for reading. It implements
+// source.Source, source.Lister and source.Noter, and is safe for concurrent
+// use.
+type Layout struct {
+	dir     string // as given, for messages and blob paths
+	root    string // dir with symlinks resolved, to confine blob paths
+	opts    Options
+	targets []source.Target
+
+	mu       sync.Mutex
+	findings []report.Finding
+}
+
+var (
+	_ source.Source = (*Layout)(nil)
+	_ source.Lister = (*Layout)(nil)
+	_ source.Noter  = (*Layout)(nil)
+)
+
+// Open reads the layout's oci-layout and index.json. Problems with either
+// file become findings (see Findings); Open fails only when dir is not a
+// directory or index.json cannot be read at all (absent, unreadable, larger
+// than the limit).
+func Open(dir string, opts Options) (*Layout, error) {
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening OCI layout: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("opening OCI layout %s: not a directory: %w", dir, source.ErrUnsupported)
+	}
+	root, err := realPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening OCI layout: %w", err)
+	}
+	l := &Layout{dir: dir, root: root, opts: opts}
+
+	indexPath := filepath.Join(dir, ocispec.ImageIndexFile)
+	data, err := readSmall(indexPath, opts.MaxManifestSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, lerr := os.Lstat(filepath.Join(dir, ocispec.ImageLayoutFile)); lerr != nil {
+				return nil, fmt.Errorf("%s: not an OCI image layout: no %s and no %s: %w", dir, ocispec.ImageIndexFile, ocispec.ImageLayoutFile, source.ErrUnsupported)
+			}
+			return nil, fmt.Errorf("reading %s: OCI layout without an index: %w", indexPath, err)
+		}
+		return nil, fmt.Errorf("reading %s: %w", indexPath, err)
+	}
+	l.checkLayoutFile()
+	ts, fs := parseIndex(data, ocispec.ImageIndexFile)
+	l.targets = ts
+	l.note(fs...)
+	return l, nil
+}
+
+// checkLayoutFile checks the oci-layout file and records what is wrong with it.
+func (l *Layout) checkLayoutFile() {
+	const file = ocispec.ImageLayoutFile
+	warn := func(msg string) {
+		l.note(report.Finding{Check: report.ArchiveManifest, Severity: report.Warning, Subject: report.Subject{Path: file}, Message: msg})
+	}
+	data, err := readSmall(filepath.Join(l.dir, file), l.opts.MaxManifestSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		warn("oci-layout is missing; an OCI image layout must have one")
+		return
+	case err != nil:
+		warn(fmt.Sprintf("oci-layout cannot be read: %v", err))
+		return
+	}
+	var lay struct {
+		Version *string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(data, &lay); err != nil {
+		warn(fmt.Sprintf("oci-layout is not valid JSON: %v", err))
+		return
+	}
+	switch {
+	case lay.Version == nil:
+		warn("oci-layout has no imageLayoutVersion")
+	case !strings.HasPrefix(*lay.Version, "1."):
+		warn(fmt.Sprintf("oci-layout has imageLayoutVersion %q; layercheck knows %s", *lay.Version, ocispec.ImageLayoutVersion))
+	}
+}
+
+// String implements source.Source.
+func (l *Layout) String() string { return "oci:" + l.dir }
+
+// Targets implements source.Source: one target per index.json descriptor, in
+// index order. An index.json with no manifests gives no targets.
+func (l *Layout) Targets(ctx context.Context) ([]source.Target, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]source.Target, len(l.targets))
+	copy(out, l.targets)
+	return out, nil
+}
+
+// Blob implements source.Source: the file blobs/<alg>/<encoded>. The digest
+// is validated before it becomes a path. An absent file, a directory or any
+// other non-regular file where the blob belongs gives an error wrapping
+// source.ErrNotFound.
+func (l *Layout) Blob(ctx context.Context, desc ocispec.Descriptor) (source.Blob, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := desc.Digest
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("blob %q: invalid digest, no such blob in the layout: %w: %w", string(d), err, source.ErrNotFound)
+	}
+	rel := filepath.Join(ocispec.ImageBlobsDir, string(d.Algorithm()), d.Encoded())
+	return l.fileBlob(rel, d.String())
+}
+
+// fileBlob checks that rel (relative to the layout) is a regular file inside
+// the layout and returns it as a blob with key k.
+func (l *Layout) fileBlob(rel, k string) (*source.FileBlob, error) {
+	p := filepath.Join(l.dir, rel)
+	resolved, err := realPath(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, source.NotFoundf("%s: absent from the layout", filepath.ToSlash(rel))
+		}
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	if !within(l.root, resolved) {
+		return nil, fmt.Errorf("%s resolves to %s, outside the layout; not followed", filepath.ToSlash(rel), resolved)
+	}
+	st, err := os.Stat(resolved)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	switch {
+	case st.IsDir():
+		return nil, source.NotFoundf("%s is a directory where a blob belongs", filepath.ToSlash(rel))
+	case !st.Mode().IsRegular():
+		return nil, source.NotFoundf("%s is not a regular file (%s)", filepath.ToSlash(rel), st.Mode().Type())
+	}
+	return &source.FileBlob{K: k, Path: p, N: st.Size()}, nil
+}
+
+// ListBlobs implements source.Lister: every file under blobs/. A file named
+// blobs/<alg>/<encoded> with a valid digest is keyed by that digest (the key
+// Blob gives it); any other file is keyed by its slash-separated path
+// relative to the layout ("blobs/sha256/tmp-123"). Files that are not
+// regular, or symlinks leaving the layout, are left out and reported as
+// findings.
+func (l *Layout) ListBlobs(ctx context.Context) ([]source.Blob, error) {
+	base := filepath.Join(l.dir, ocispec.ImageBlobsDir)
+	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var out []source.Blob
+	err := filepath.WalkDir(base, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("listing blobs: %w", err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if de.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(l.dir, p)
+		if err != nil {
+			return err
+		}
+		slash := filepath.ToSlash(rel)
+		b, err := l.fileBlob(rel, blobKey(slash))
+		if err != nil {
+			check, sev := report.ArchiveMember, report.Warning
+			if !errors.Is(err, source.ErrNotFound) {
+				check, sev = report.ArchiveUnsafePath, report.Error
+			}
+			l.note(report.Finding{Check: check, Severity: sev, Subject: report.Subject{Path: slash}, Message: err.Error()})
+			return nil
+		}
+		out = append(out, b)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// blobKey is the key of the file at slash path rel: its digest when the path
+// is blobs/<alg>/<encoded> with a valid digest, else the path itself.
+func blobKey(rel string) string {
+	parts := strings.Split(rel, "/")
+	if len(parts) == 3 && parts[0] == ocispec.ImageBlobsDir {
+		d := digest.Digest(parts[1] + ":" + parts[2])
+		if d.Validate() == nil {
+			return d.String()
+		}
+	}
+	return rel
+}
+
+// Findings implements source.Noter: problems of oci-layout and index.json
+// found by Open, and of blobs/ found by ListBlobs.
+func (l *Layout) Findings() []report.Finding {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]report.Finding(nil), l.findings...)
+}
+
+func (l *Layout) note(fs ...report.Finding) {
+	l.mu.Lock()
+	l.findings = append(l.findings, fs...)
+	l.mu.Unlock()
+}
+
+// Close implements source.Source. A layout holds no open files.
+func (l *Layout) Close() error { return nil }
+
+// realPath returns p absolute with every symlink resolved.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// readSmall reads a regular file whole, refusing more than limit bytes. It
+// checks the file type before opening it, so a FIFO cannot block it.
+func readSmall(p string, limit int64) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", p, st.Mode().Type())
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &source.LimitError{What: p, Limit: limit}
+	}
+	return data, nil
+}
+
+// within reports whether p is root or below it (both cleaned, absolute or not alike).
+func within(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	if err != nil {
+		return false
+	}
+	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)))
+}
