@@ -1,7 +1,6 @@
 package tarsplit
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/crc64"
@@ -205,13 +204,11 @@ func (p *capturePacker) AddEntry(se storage.Entry) (int, error) {
 	switch se.Type {
 	case storage.SegmentType:
 		// se.Payload aliases the tar reader's buffer: hash it now, copy what is kept.
-		e.Size = int64(len(se.Payload))
-		e.SegmentSum = sha256.Sum256(se.Payload)
+		p.track.segment(&e, se.Payload)
 		if n := int64(len(se.Payload)); n <= maxKeptSegment && n <= p.rawLeft {
 			e.Payload = append([]byte(nil), se.Payload...)
 			p.rawLeft -= n
 		}
-		p.track.segment(se.Payload)
 	case storage.FileType:
 		e.Name = se.GetNameBytes()
 		e.Size = se.Size

@@ -13,10 +13,11 @@ const MaxDifferences = 100
 
 // Difference is one entry that differs between two tar-splits.
 type Difference struct {
-	Position int    // record position (the same in both, as entries are compared in order)
-	Name     string // the file entry's name (a's, or b's when a has none); "" for segments
-	// Field is what differs: "type", "name", "size", "crc" or "segment" for a
-	// segment's bytes; "missing-in-a" / "missing-in-b" when one tar-split ends first.
+	Position int    // record position in the first tar-split (in the second when the first has ended)
+	Name     string // the file entry's name; for segments, the file entry the segment follows ("" at the start)
+	// Field is what differs: "type", "name", "size", "crc", "segment" (the raw
+	// bytes of a run of segments), or "missing-in-a" / "missing-in-b" when one
+	// tar-split ends first.
 	Field string
 	A, B  string // the two values, rendered for people
 }
@@ -24,25 +25,29 @@ type Difference struct {
 func (d Difference) String() string {
 	subject := fmt.Sprintf("entry %d", d.Position)
 	if d.Name != "" {
-		subject += fmt.Sprintf(" (%q)", d.Name)
+		if d.Field == "segment" {
+			subject += fmt.Sprintf(" (after %q)", d.Name)
+		} else {
+			subject += fmt.Sprintf(" (%q)", d.Name)
+		}
 	}
 	return fmt.Sprintf("%s: %s differs: %s vs %s", subject, d.Field, d.A, d.B)
 }
 
 // Diff is the result of [Compare].
 type Diff struct {
-	EntriesA, EntriesB int // records read from each source (trailing empty segments included)
+	EntriesA, EntriesB int // records read from each source
 	// TrailingEmptyA and TrailingEmptyB report a final empty segment (written by
 	// tar-split <= v0.11.3, Docker <= 24). It is not a difference.
 	TrailingEmptyA, TrailingEmptyB bool
-	Count                          int          // entries that differ
+	Count                          int          // differences found
 	Differences                    []Difference // the first MaxDifferences of them, in order
 	// Err is a failure reading either source; the comparison stopped there and
 	// the result is incomplete.
 	Err error
 }
 
-// Equal reports that both sources were read to the end and no entry differs.
+// Equal reports that both sources were read to the end and nothing differs.
 func (d *Diff) Equal() bool { return d.Err == nil && d.Count == 0 }
 
 // First returns the first difference, or nil.
@@ -58,11 +63,11 @@ func (d *Diff) String() string {
 	case d.Err != nil && d.Count == 0:
 		return fmt.Sprintf("tar-split comparison incomplete: %v", d.Err)
 	case d.Err != nil:
-		return fmt.Sprintf("%d differing entries before the comparison stopped (%v); first: %s", d.Count, d.Err, d.Differences[0])
+		return fmt.Sprintf("%d differences before the comparison stopped (%v); first: %s", d.Count, d.Err, d.Differences[0])
 	case d.Count == 0:
-		return fmt.Sprintf("tar-splits equal (%d entries)", d.EntriesA)
+		return fmt.Sprintf("tar-splits equal (%d and %d entries)", d.EntriesA, d.EntriesB)
 	}
-	return fmt.Sprintf("%d differing entries; first: %s", d.Count, d.Differences[0])
+	return fmt.Sprintf("%d differences; first: %s", d.Count, d.Differences[0])
 }
 
 func (d *Diff) add(df Difference) {
@@ -72,132 +77,176 @@ func (d *Diff) add(df Difference) {
 	}
 }
 
-// Compare reads a and b to their ends and compares them entry by entry: the
-// type; for file entries the name bytes, size and CRC; for segments the length
-// and sha256 of the raw bytes. Empty segments at the end of either side are
-// ignored (FORMATS 2.2: tar-split v0.11.4 stopped writing one). Compare never
-// returns nil.
+// Compare reads a and b to their ends and compares them: file entries one by
+// one (name bytes, size, CRC), and the segments between them as runs (length
+// and sha256 of their concatenated raw bytes, [Entry.RunSum]). Comparing runs
+// rather than single segments makes the comparison blind to where tar-split cut
+// data it read in reader-sized chunks (after the end-of-archive blocks), and to
+// empty segments, which add no bytes: the trailing empty segment tar-split
+// <= v0.11.3 wrote (FORMATS 2.2) is not a difference. Compare never returns nil.
 func Compare(a, b EntrySource) *Diff {
 	d := &Diff{}
-	var lastA, lastB *Entry
+	ra := &itemReader{src: a, count: &d.EntriesA}
+	rb := &itemReader{src: b, count: &d.EntriesB}
+	defer func() {
+		d.TrailingEmptyA = isEmptySegment(ra.last)
+		d.TrailingEmptyB = isEmptySegment(rb.last)
+	}()
 	for {
-		ea, errA := a.Next()
-		if errA != nil && errA != io.EOF {
-			d.Err = fmt.Errorf("reading first tar-split: %w", errA)
+		ia, err := ra.next()
+		if err != nil {
+			d.Err = fmt.Errorf("reading first tar-split: %w", err)
 			return d
 		}
-		eb, errB := b.Next()
-		if errB != nil && errB != io.EOF {
-			d.Err = fmt.Errorf("reading second tar-split: %w", errB)
+		ib, err := rb.next()
+		if err != nil {
+			d.Err = fmt.Errorf("reading second tar-split: %w", err)
 			return d
-		}
-		if ea != nil {
-			d.EntriesA++
-			lastA = ea
-		}
-		if eb != nil {
-			d.EntriesB++
-			lastB = eb
 		}
 		switch {
-		case ea == nil && eb == nil:
-			d.TrailingEmptyA = isEmptySegment(lastA)
-			d.TrailingEmptyB = isEmptySegment(lastB)
+		case ia == nil && ib == nil:
 			return d
-		case ea == nil:
-			d.Err = tail(d, b, eb, &d.EntriesB, &d.TrailingEmptyB, false)
+		case ia == nil:
+			d.Err = drain(d, rb, ib, false)
 			return d
-		case eb == nil:
-			d.Err = tail(d, a, ea, &d.EntriesA, &d.TrailingEmptyA, true)
+		case ib == nil:
+			d.Err = drain(d, ra, ia, true)
 			return d
 		}
-		compareEntries(d, ea, eb)
+		compareItems(d, ia, ib)
 	}
+}
+
+// drain records the items of the source that goes on after the other ended.
+// An empty run (only empty segments) adds no bytes and is no difference.
+func drain(d *Diff, r *itemReader, it *item, isA bool) error {
+	for it != nil {
+		if !(it.file == nil && it.size == 0) {
+			if isA {
+				compareItems(d, it, nil)
+			} else {
+				compareItems(d, nil, it)
+			}
+		}
+		var err error
+		if it, err = r.next(); err != nil {
+			which := "second"
+			if isA {
+				which = "first"
+			}
+			return fmt.Errorf("reading %s tar-split: %w", which, err)
+		}
+	}
+	return nil
 }
 
 func isEmptySegment(e *Entry) bool { return e != nil && e.Type == SegmentEntry && e.Size == 0 }
 
-// tail handles the entries of the source that goes on after the other one
-// ended: empty segments only are the old trailing record and no difference;
-// anything else makes every remaining entry a difference.
-func tail(d *Diff, src EntrySource, first *Entry, count *int, trailingEmpty *bool, isA bool) error {
-	rest := []*Entry{first}
-	allEmpty := isEmptySegment(first)
-	extra := 0
-	var err error
-	for {
-		e, nerr := src.Next()
-		if nerr != nil {
-			if nerr != io.EOF {
-				which := "second"
-				if isA {
-					which = "first"
-				}
-				err = fmt.Errorf("reading %s tar-split: %w", which, nerr)
-			}
-			break
-		}
-		*count++
-		if allEmpty && !isEmptySegment(e) {
-			allEmpty = false
-		}
-		if len(rest) < MaxDifferences {
-			rest = append(rest, e)
-		} else {
-			extra++ // past the cap: counted, not kept
-		}
-	}
-	if allEmpty {
-		*trailingEmpty = true
-		return err
-	}
-	d.Count += extra
-	for _, e := range rest {
-		if isA {
-			compareEntries(d, e, nil)
-		} else {
-			compareEntries(d, nil, e)
-		}
-	}
-	return err
+// item is a file entry, or a run of consecutive segments.
+type item struct {
+	file  *Entry // the file entry, or nil for a run
+	first *Entry // first segment of the run
+	n     int    // segments in the run
+	size  int64  // run length in bytes
+	sum   [32]byte
+	after string // name of the file entry before the run
 }
 
-func eofNil(err error) error {
+func (it *item) position() int {
+	if it.file != nil {
+		return it.file.Position
+	}
+	return it.first.Position
+}
+
+// itemReader groups an EntrySource into items.
+type itemReader struct {
+	src      EntrySource
+	count    *int
+	peek     *Entry
+	last     *Entry // last entry read
+	lastFile string
+	done     bool
+}
+
+func (r *itemReader) read() (*Entry, error) {
+	if r.peek != nil {
+		e := r.peek
+		r.peek = nil
+		return e, nil
+	}
+	if r.done {
+		return nil, nil
+	}
+	e, err := r.src.Next()
 	if err == io.EOF {
-		return nil
+		r.done = true
+		return nil, nil
 	}
-	return err
+	if err != nil {
+		r.done = true
+		return nil, err
+	}
+	*r.count++
+	r.last = e
+	return e, nil
 }
 
-// compareEntries records how a and b differ; either may be nil (one side ended).
-func compareEntries(d *Diff, a, b *Entry) {
+func (r *itemReader) next() (*item, error) {
+	e, err := r.read()
+	if e == nil || err != nil {
+		return nil, err
+	}
+	if e.Type != SegmentEntry {
+		r.lastFile = string(e.Name)
+		return &item{file: e}, nil
+	}
+	it := &item{first: e, n: 1, size: e.RunSize, sum: e.RunSum, after: r.lastFile}
+	for {
+		e, err := r.read()
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return it, nil
+		}
+		if e.Type != SegmentEntry {
+			r.peek = e
+			return it, nil
+		}
+		it.n++
+		it.size, it.sum = e.RunSize, e.RunSum
+	}
+}
+
+// compareItems records how a and b differ; either may be nil (one side ended).
+func compareItems(d *Diff, a, b *item) {
 	switch {
 	case a == nil && b == nil:
 		return
 	case a == nil:
-		d.add(Difference{Position: b.Position, Name: string(b.Name), Field: "missing-in-a", A: "(end)", B: describe(b)})
+		d.add(Difference{Position: b.position(), Name: b.name(), Field: "missing-in-a", A: "(end)", B: b.describe()})
 		return
 	case b == nil:
-		d.add(Difference{Position: a.Position, Name: string(a.Name), Field: "missing-in-b", A: describe(a), B: "(end)"})
+		d.add(Difference{Position: a.position(), Name: a.name(), Field: "missing-in-b", A: a.describe(), B: "(end)"})
 		return
 	}
-	name := string(a.Name)
-	if name == "" {
-		name = string(b.Name)
+	df := Difference{Position: a.position(), Name: a.name()}
+	if df.Name == "" {
+		df.Name = b.name()
 	}
-	df := Difference{Position: a.Position, Name: name}
+	fa, fb := a.file, b.file
 	switch {
-	case a.Type != b.Type:
-		df.Field, df.A, df.B = "type", describe(a), describe(b)
-	case a.Type == FileEntry && !bytes.Equal(a.Name, b.Name):
-		df.Field, df.A, df.B = "name", fmt.Sprintf("%q", a.Name), fmt.Sprintf("%q", b.Name)
-	case a.Type == FileEntry && a.Size != b.Size:
-		df.Field, df.A, df.B = "size", fmt.Sprint(a.Size), fmt.Sprint(b.Size)
-	case a.Type == FileEntry && !bytes.Equal(a.Payload, b.Payload):
-		df.Field, df.A, df.B = "crc", crcString(a.Payload), crcString(b.Payload)
-	case a.Type == SegmentEntry && (a.Size != b.Size || a.SegmentSum != b.SegmentSum):
-		df.Field = "segment"
-		df.A, df.B = segmentString(a), segmentString(b)
+	case (fa == nil) != (fb == nil) || (fa != nil && fa.Type != fb.Type):
+		df.Field, df.A, df.B = "type", a.describe(), b.describe()
+	case fa != nil && !bytes.Equal(fa.Name, fb.Name):
+		df.Field, df.A, df.B = "name", fmt.Sprintf("%q", fa.Name), fmt.Sprintf("%q", fb.Name)
+	case fa != nil && fa.Size != fb.Size:
+		df.Field, df.A, df.B = "size", fmt.Sprint(fa.Size), fmt.Sprint(fb.Size)
+	case fa != nil && !bytes.Equal(fa.Payload, fb.Payload):
+		df.Field, df.A, df.B = "crc", crcString(fa.Payload), crcString(fb.Payload)
+	case fa == nil && (a.size != b.size || a.sum != b.sum):
+		df.Field, df.A, df.B = "segment", a.describe(), b.describe()
 		if where := firstByteDiff(a, b); where != "" {
 			df.A += where
 			df.B += where
@@ -208,14 +257,25 @@ func compareEntries(d *Diff, a, b *Entry) {
 	d.add(df)
 }
 
-func describe(e *Entry) string {
-	if e.Type == SegmentEntry {
-		return segmentString(e)
+func (it *item) name() string {
+	if it.file != nil {
+		return string(it.file.Name)
 	}
-	if e.Type == FileEntry {
-		return fmt.Sprintf("file %q size %d", e.Name, e.Size)
+	return it.after
+}
+
+func (it *item) describe() string {
+	if it.file != nil {
+		if it.file.Type == FileEntry {
+			return fmt.Sprintf("file %q size %d", it.file.Name, it.file.Size)
+		}
+		return fmt.Sprintf("record of type %d", it.file.Type)
 	}
-	return e.Type.String()
+	s := fmt.Sprintf("%d bytes sha256:%s", it.size, hex.EncodeToString(it.sum[:])[:16])
+	if it.n > 1 {
+		s += fmt.Sprintf(" in %d segments", it.n)
+	}
+	return s
 }
 
 func crcString(p []byte) string {
@@ -225,29 +285,26 @@ func crcString(p []byte) string {
 	return hex.EncodeToString(p)
 }
 
-func segmentString(e *Entry) string {
-	return fmt.Sprintf("segment of %d bytes sha256:%s", e.Size, hex.EncodeToString(e.SegmentSum[:])[:16])
-}
-
-// firstByteDiff locates the first differing byte of two segments when both kept
-// their raw bytes, naming the ustar field when it falls in a header block at the
-// end of the segments.
-func firstByteDiff(a, b *Entry) string {
-	if a.Payload == nil || b.Payload == nil || a.Type != SegmentEntry {
+// firstByteDiff locates the first differing byte of two single-segment runs that
+// kept their raw bytes, naming the ustar field when it falls in a header block
+// at the end of the segments.
+func firstByteDiff(a, b *item) string {
+	if a.n != 1 || b.n != 1 || a.first.Payload == nil || b.first.Payload == nil {
 		return ""
 	}
-	n := min(len(a.Payload), len(b.Payload))
+	pa, pb := a.first.Payload, b.first.Payload
+	n := min(len(pa), len(pb))
 	i := 0
-	for i < n && a.Payload[i] == b.Payload[i] {
+	for i < n && pa[i] == pb[i] {
 		i++
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, " (first difference at byte %d", i)
 	// Header blocks sit at the end of a segment; count blocks back from the end.
-	if len(a.Payload) == len(b.Payload) && len(a.Payload) >= blockSize {
-		fromEnd := len(a.Payload) - i
-		blockStart := len(a.Payload) - ((fromEnd+blockSize-1)/blockSize)*blockSize
-		if blockStart >= 0 && validChecksum(a.Payload[blockStart:blockStart+blockSize]) {
+	if len(pa) == len(pb) && i < len(pa) && len(pa) >= blockSize {
+		fromEnd := len(pa) - i
+		blockStart := len(pa) - ((fromEnd+blockSize-1)/blockSize)*blockSize
+		if blockStart >= 0 && validChecksum(pa[blockStart:blockStart+blockSize]) {
 			fmt.Fprintf(&sb, ", header field %s", ustarField(i-blockStart))
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -154,9 +153,7 @@ func (r *Reader) decode(line []byte) (*Entry, error) {
 			return nil, bad("segment record with a name or size")
 		}
 		e.Payload = je.Payload
-		e.Size = int64(len(je.Payload))
-		e.SegmentSum = sha256.Sum256(je.Payload)
-		r.track.segment(je.Payload)
+		r.track.segment(e, je.Payload)
 	case FileEntry:
 		e.Name = je.NameRaw
 		if len(e.Name) == 0 {

@@ -124,8 +124,8 @@ func TestDecodeUnsafeAndDuplicateNames(t *testing.T) {
 		duplicate bool
 	}{
 		{"a/b", false, false},
-		{"./a/b", false, true},  // cleans to a/b
-		{"a//b/", false, true},  // cleans to a/b
+		{"./a/b", false, true}, // cleans to a/b
+		{"a//b/", false, true}, // cleans to a/b
 		{"/etc/passwd", false, false},
 		{"x/../y", false, false},
 		{"../../etc/passwd", true, false},

@@ -2,6 +2,8 @@ package tarsplit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"hash"
 	"path"
 	"path/filepath"
 	"strings"
@@ -55,6 +57,13 @@ type Entry struct {
 	Payload []byte
 	// SegmentSum is the sha256 of a segment's raw bytes (zero for file entries).
 	SegmentSum [32]byte
+	// RunSum and RunSize describe the run of consecutive segments this one ends
+	// (every segment since the previous file entry, this one included): the sha256
+	// and length of their concatenated bytes. Where tar-split cuts the data after
+	// the end-of-archive blocks depends on the reader's chunk sizes, so [Compare]
+	// compares runs, not single segments.
+	RunSum  [32]byte
+	RunSize int64
 	// Position is the 0-based index of the record in the tar-split.
 	Position int
 	// Line is the 1-based line of the record in the decoded JSON (0 when captured).
@@ -127,18 +136,27 @@ type tracker struct {
 	seen     map[string]struct{} // nil: do not track duplicates
 	typeflag byte                // from the last segment
 	sparse   bool                // from the last segment
+	run      hash.Hash           // sha256 of the current run of segments
+	runSize  int64
 }
 
 func newTracker(dups bool) *tracker {
-	t := &tracker{}
+	t := &tracker{run: sha256.New()}
 	if dups {
 		t.seen = map[string]struct{}{}
 	}
 	return t
 }
 
-// segment records the header information at the end of a segment.
-func (t *tracker) segment(b []byte) {
+// segment fills the sums of a segment entry whose raw bytes are b, and records
+// the header information at its end for the file entry that follows.
+func (t *tracker) segment(e *Entry, b []byte) {
+	e.Size = int64(len(b))
+	e.SegmentSum = sha256.Sum256(b)
+	t.run.Write(b)
+	t.runSize += int64(len(b))
+	t.run.Sum(e.RunSum[:0])
+	e.RunSize = t.runSize
 	t.typeflag, t.sparse = lastHeader(b)
 }
 
@@ -147,6 +165,8 @@ func (t *tracker) file(e *Entry) {
 	e.Typeflag = t.typeflag
 	e.Sparse = t.sparse
 	t.typeflag, t.sparse = 0, false
+	t.run.Reset()
+	t.runSize = 0
 	if _, why := cleanName(e.Name); why != "" {
 		e.Unsafe, e.UnsafeReason = true, why
 	}
