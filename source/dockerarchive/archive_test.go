@@ -683,3 +683,39 @@ func TestDigestNamedMemberKeys(t *testing.T) {
 		t.Errorf("config named by digest claims %q", img.Config.Desc.Digest)
 	}
 }
+
+// TestConcurrentUse reads one archive from several goroutines at once (run
+// with -race).
+func TestConcurrentUse(t *testing.T) {
+	entries, _, _ := docker25(t, layerTar(t, "a", "one"), layerTar(t, "b", "two"))
+	raw := buildTar(t, entries...)
+	plain := openBytes(t, raw, Options{})
+	compressed := openBytes(t, gzipBytes(t, raw), Options{})
+	scanAll(t, compressed)
+	for _, a := range []*Archive{plain, compressed} {
+		done := make(chan struct{})
+		for i := 0; i < 4; i++ {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				ctx := context.Background()
+				ts, err := a.Targets(ctx)
+				if err != nil || len(ts) != 2 {
+					t.Errorf("Targets = %d, %v", len(ts), err)
+					return
+				}
+				for _, l := range ts[0].Image.Layers {
+					if _, err := a.Blob(ctx, ocispec.Descriptor{Digest: l.Desc.Digest}); err != nil {
+						t.Error(err)
+					}
+				}
+				if _, err := a.ListBlobs(ctx); err != nil {
+					t.Error(err)
+				}
+				_ = a.Findings()
+			}()
+		}
+		for i := 0; i < 4; i++ {
+			<-done
+		}
+	}
+}

@@ -43,6 +43,9 @@ type Layout struct {
 
 	mu       sync.Mutex
 	findings []report.Finding
+	listed   bool // blobs/ was walked: blobs and listErr hold the result
+	blobs    []source.Blob
+	listErr  error
 }
 
 var (
@@ -124,8 +127,14 @@ func (l *Layout) checkLayoutFile() {
 func (l *Layout) String() string { return "oci:" + l.dir }
 
 // Targets implements source.Source: one target per index.json descriptor, in
-// index order. An index.json with no manifests gives no targets.
+// index order. An index.json with no manifests gives no targets. Targets
+// also walks blobs/ once (see ListBlobs), so that Findings is complete when
+// Targets returns.
 func (l *Layout) Targets(ctx context.Context) ([]source.Target, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	_, _ = l.ListBlobs(ctx) // its error is ListBlobs' to report
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -182,11 +191,35 @@ func (l *Layout) fileBlob(rel, k string) (*source.FileBlob, error) {
 // Blob gives it); any other file is keyed by its slash-separated path
 // relative to the layout ("blobs/sha256/tmp-123"). Files that are not
 // regular, or symlinks leaving the layout, are left out and reported as
-// findings.
+// findings. blobs/ is walked once; later calls return the same list.
 func (l *Layout) ListBlobs(ctx context.Context) ([]source.Blob, error) {
+	l.mu.Lock()
+	if l.listed {
+		bs, err := l.blobs, l.listErr
+		l.mu.Unlock()
+		return append([]source.Blob(nil), bs...), err
+	}
+	l.mu.Unlock()
+	bs, fs, err := l.walkBlobs(ctx)
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // not cached: a later call may finish
+	}
+	l.mu.Lock()
+	if !l.listed {
+		l.listed, l.blobs, l.listErr = true, bs, err
+		l.findings = append(l.findings, fs...)
+	}
+	bs, err = l.blobs, l.listErr
+	l.mu.Unlock()
+	return append([]source.Blob(nil), bs...), err
+}
+
+// walkBlobs lists blobs/ and the problems found there.
+func (l *Layout) walkBlobs(ctx context.Context) ([]source.Blob, []report.Finding, error) {
+	var findings []report.Finding
 	base := filepath.Join(l.dir, ocispec.ImageBlobsDir)
 	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var out []source.Blob
 	err := filepath.WalkDir(base, func(p string, de fs.DirEntry, err error) error {
@@ -210,16 +243,16 @@ func (l *Layout) ListBlobs(ctx context.Context) ([]source.Blob, error) {
 			if !errors.Is(err, source.ErrNotFound) {
 				check, sev = report.ArchiveUnsafePath, report.Error
 			}
-			l.note(report.Finding{Check: check, Severity: sev, Subject: report.Subject{Path: slash}, Message: err.Error()})
+			findings = append(findings, report.Finding{Check: check, Severity: sev, Subject: report.Subject{Path: slash}, Message: err.Error()})
 			return nil
 		}
 		out = append(out, b)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, findings, err
 	}
-	return out, nil
+	return out, findings, nil
 }
 
 // blobKey is the key of the file at slash path rel: its digest when the path
@@ -236,7 +269,7 @@ func blobKey(rel string) string {
 }
 
 // Findings implements source.Noter: problems of oci-layout and index.json
-// found by Open, and of blobs/ found by ListBlobs.
+// found by Open, and of blobs/ found by the walk Targets and ListBlobs do.
 func (l *Layout) Findings() []report.Finding {
 	l.mu.Lock()
 	defer l.mu.Unlock()
