@@ -719,3 +719,42 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerdStoreSave: Docker's containerd image store saves the
+// compressed registry blobs, and manifest.json points at them without
+// LayerSources.
+func TestContainerdStoreSave(t *testing.T) {
+	tar0 := layerTar(t, "a", "one")
+	gz0 := gzipBytes(t, tar0)
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + sha(tar0).String() + `"]}}`)
+	man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"` +
+		sha(cfg).String() + `","size":` + fmt.Sprint(len(cfg)) + `},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"` +
+		sha(gz0).String() + `","size":` + fmt.Sprint(len(gz0)) + `}]}`)
+	a := openBytes(t, buildTar(t,
+		reg("blobs/sha256/"+sha(cfg).Encoded(), cfg),
+		reg("blobs/sha256/"+sha(gz0).Encoded(), gz0),
+		reg("blobs/sha256/"+sha(man).Encoded(), man),
+		regs("oci-layout", `{"imageLayoutVersion":"1.0.0"}`),
+		jsonEntry(t, "index.json", map[string]any{"schemaVersion": 2, "manifests": []map[string]any{{
+			"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": sha(man), "size": len(man),
+			"annotations": map[string]string{"io.containerd.image.name": "docker.io/library/x:1", ocispec.AnnotationRefName: "1"}}}}),
+		jsonEntry(t, "manifest.json", []map[string]any{{"Config": "blobs/sha256/" + sha(cfg).Encoded(),
+			"RepoTags": []string{"x:1"}, "Layers": []string{"blobs/sha256/" + sha(gz0).Encoded()}}}),
+	), Options{})
+	ts := targets(t, a)
+	if got := names(ts); !slices.Equal(got, []string{"x:1", "docker.io/library/x:1"}) {
+		t.Fatalf("names = %q", got)
+	}
+	l := ts[0].Image.Layers[0]
+	if l.Desc.Digest != sha(gz0) || l.Desc.MediaType != "" || l.Desc.Size != -1 {
+		t.Errorf("compressed layer claims %+v, want the digest its name claims", l.Desc)
+	}
+	m := read(t, l.Blob, nil)
+	if m.digest != sha(gz0) || m.diffID != sha(tar0) {
+		t.Errorf("layer read as %+v", m)
+	}
+	checkDescriptor(t, a, *ts[1].Descriptor, nil, 0)
+	if fs := a.Findings(); len(fs) != 0 {
+		t.Errorf("findings on a clean save: %+v", fs)
+	}
+}

@@ -75,6 +75,7 @@ var fixtureCases = []fixtureCase{
 	{file: ggcrTarball + "null_manifest.tar", names: nil, findings: []report.Check{report.ArchiveManifest}},
 	{file: ggcrTarball + "no_manifest.tar", wantErr: source.ErrUnsupported},
 	{file: ggcrTarball + "content.tar", wantErr: source.ErrUnsupported}, // a plain layer, not an image archive
+	{file: "google+go-containerregistry/pkg/crane/testdata/content.tar.zst", wantErr: source.ErrUnsupported},
 	{file: ggcrMutate + "source_image.tar", names: []string{"bazel/pkg/v1/mutate:source_image"}},
 	{file: ggcrMutate + "source_image_with_empty_layer_history.tar", names: []string{"bazel/pkg/v1/mutate:source_image"}, badConfig: true},
 	{file: ggcrMutate + "whiteout_image.tar", names: []string{"bazel/pkg/v1/mutate:whiteout_image"}},
@@ -113,6 +114,10 @@ func TestFixtures(t *testing.T) {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
 			p := filepath.Join(root, tc.file)
 			a, err := Open(p, Options{})
+			if tc.wantErr != nil && err == nil && a.Compression() != None {
+				err = a.Scan(context.Background(), discardFn)
+				a.Close()
+			}
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Open = %v, want %v", err, tc.wantErr)
