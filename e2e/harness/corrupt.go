@@ -1,0 +1,210 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Copy is a private copy of a store, layout or archive, made by Env.Corrupt.
+// Its methods change the copy only: every path they take is relative to the
+// copy and may not leave it.
+type Copy struct {
+	Path string // the copy of the source (a directory or a file)
+	Src  string // what was copied; never written
+
+	dir string // the directory holding Path
+}
+
+// CopyStore copies src (a Docker data root, a containerd root, a registry
+// storage tree, an OCI layout, an archive file) with `cp -a --one-file-system`,
+// keeping xattrs (overlay opaque markers), device nodes (overlay whiteouts),
+// hardlinks, owners, modes and times, and without descending into mounts
+// (running containers' merged directories). The source is only read. The copy
+// lives under Root/work/copies and goes away with the Env.
+func (e *Env) CopyStore(ctx context.Context, src string) (*Copy, error) {
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(src); err != nil {
+		return nil, fmt.Errorf("copying store: %w", err)
+	}
+	e.mu.Lock()
+	e.copies++
+	n := e.copies
+	e.mu.Unlock()
+	dir := e.Path("work", "copies", fmt.Sprintf("%03d", n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	// --preserve=all fails loudly where -a alone would not diagnose a lost
+	// xattr; sparse files stay sparse.
+	_, err = e.Run(ctx, Cmd{Argv: []string{"cp", "-a", "--one-file-system", "--preserve=all", "--sparse=always", "--", src, dst}, Timeout: 10 * time.Minute})
+	if err != nil {
+		return nil, fmt.Errorf("copying %s: %w", src, err)
+	}
+	return &Copy{Path: dst, Src: src, dir: dir}, nil
+}
+
+// Corrupt copies src like CopyStore for a test and removes the copy when the
+// test ends. The test fails at once if the copy cannot be made.
+func (e *Env) Corrupt(t testing.TB, src string) *Copy {
+	t.Helper()
+	c, err := e.CopyStore(context.Background(), src)
+	if err != nil {
+		t.Fatalf("Corrupt(%s): %v", src, err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(c.dir); err != nil {
+			t.Errorf("removing copy %s: %v", c.dir, err)
+		}
+	})
+	return c
+}
+
+// File returns the absolute path of rel inside the copy ("" or "." is the
+// copy itself). It refuses paths that leave the copy.
+func (c *Copy) File(rel string) (string, error) {
+	if rel == "" || rel == "." {
+		return c.Path, nil
+	}
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%q is not a local path inside the copy", rel)
+	}
+	p := filepath.Join(c.Path, rel)
+	// No symlink on the way may lead out of the copy either.
+	real, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	base, err := filepath.EvalSymlinks(c.Path)
+	if err != nil {
+		return "", err
+	}
+	if !within(base, real) {
+		return "", fmt.Errorf("%q resolves outside the copy", rel)
+	}
+	return p, nil
+}
+
+// FlipByte XORs the byte at offset with 0xff; a negative offset counts from
+// the end (-1 is the last byte).
+func (c *Copy) FlipByte(rel string, offset int64) error {
+	p, err := c.File(rel)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if offset < 0 {
+		offset += st.Size()
+	}
+	if offset < 0 || offset >= st.Size() {
+		return fmt.Errorf("offset %d outside %s (%d bytes)", offset, rel, st.Size())
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, offset); err != nil {
+		return err
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, offset); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// Truncate cuts rel to size bytes; a negative size removes that many bytes
+// from the end.
+func (c *Copy) Truncate(rel string, size int64) error {
+	p, err := c.File(rel)
+	if err != nil {
+		return err
+	}
+	if size < 0 {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		size += st.Size()
+		if size < 0 {
+			size = 0
+		}
+	}
+	return os.Truncate(p, size)
+}
+
+// Remove deletes rel (a file or a whole directory) from the copy.
+func (c *Copy) Remove(rel string) error {
+	if rel == "" || rel == "." {
+		return errors.New("refusing to remove the whole copy")
+	}
+	p, err := c.File(rel)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return err
+	}
+	return os.RemoveAll(p)
+}
+
+// WriteFile replaces the content of rel (creating it if needed), keeping its
+// mode when it exists.
+func (c *Copy) WriteFile(rel string, data []byte) error {
+	p, err := c.File(rel)
+	if err != nil {
+		return err
+	}
+	mode := fs.FileMode(0o644)
+	if st, err := os.Lstat(p); err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", rel)
+		}
+		mode = st.Mode().Perm()
+	}
+	return os.WriteFile(p, data, mode)
+}
+
+// Rewrite replaces the content of rel with edit(content).
+func (c *Copy) Rewrite(rel string, edit func([]byte) []byte) error {
+	p, err := c.File(rel)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	return c.WriteFile(rel, edit(b))
+}
+
+// Glob returns the paths inside the copy, relative to it, that match pattern
+// (filepath.Match syntax, relative to the copy).
+func (c *Copy) Glob(pattern string) ([]string, error) {
+	if !filepath.IsLocal(pattern) {
+		return nil, fmt.Errorf("%q is not a local pattern", pattern)
+	}
+	m, err := filepath.Glob(filepath.Join(c.Path, pattern))
+	if err != nil {
+		return nil, err
+	}
+	for i := range m {
+		m[i] = strings.TrimPrefix(m[i], c.Path+string(filepath.Separator))
+	}
+	return m, nil
+}
