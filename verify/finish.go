@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
 	digest "github.com/opencontainers/go-digest"
@@ -168,7 +170,7 @@ func (r *run) evaluate(w *imageWork) {
 		}
 		decompressOK := res.DecompressErr == nil && res.LimitErr == nil
 		switch {
-		case res.DecompressErr != nil && res.TarEnd:
+		case res.DecompressErr != nil && res.TarEnd && trailingGarbage(res.DecompressErr):
 			w.add(report.LayerTrailing, li, subj, "data after the end of the layer's tar is not a valid compressed stream: "+res.DecompressErr.Error(), "", "")
 			decompressOK = true
 		case res.DecompressErr != nil:
@@ -218,13 +220,34 @@ func (r *run) unreferenced(ctx context.Context) {
 		return
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Location() < blobs[j].Location() })
+	// Unreferenced blobs named by their digest are still hashed: a corrupt
+	// blob is worth knowing about even when no image uses it.
+	var unref []source.Blob
 	for _, b := range blobs {
 		if r.referenced[b.Key()] {
 			continue
 		}
+		unref = append(unref, b)
+		if digest.Digest(b.Key()).Validate() == nil {
+			r.job(b, false)
+		}
+	}
+	if err := r.runJobs(ctx); err != nil {
+		return
+	}
+	for _, b := range unref {
 		ci, _ := report.Lookup(report.BlobUnreferenced)
 		r.b.Add(report.Finding{Check: report.BlobUnreferenced, Severity: ci.Severity, Subject: report.Subject{Path: b.Location()},
 			Message: fmt.Sprintf("blob present but referenced by nothing (%d bytes)", b.Size())})
+		j := r.jobs[b.Key()]
+		if j == nil || j.res == nil {
+			continue
+		}
+		if want := digest.Digest(b.Key()); j.res.StoredDigest != want {
+			ci, _ := report.Lookup(report.BlobDigest)
+			r.b.Add(report.Finding{Check: report.BlobDigest, Severity: ci.Severity, Subject: report.Subject{Path: b.Location(), Digest: want.String()},
+				Message: "blob does not hash to its name", Expected: want.String(), Actual: j.res.StoredDigest.String()})
+		}
 	}
 }
 
@@ -298,4 +321,10 @@ func dropCheck(fs []report.Finding, c report.Check) []report.Finding {
 		}
 	}
 	return out
+}
+
+// trailingGarbage tells a decompression error caused by bytes after the last
+// complete gzip member or zstd frame (a bad next header) from damage inside it.
+func trailingGarbage(err error) bool {
+	return errors.Is(err, pgzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch)
 }
