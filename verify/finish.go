@@ -119,7 +119,7 @@ func (r *run) layerResults(w *imageWork) []report.Layer {
 		if l.ref.Blob != nil {
 			rl.Location = l.ref.Blob.Location()
 		}
-		if l.job != nil && l.job.res != nil {
+		if l.job != nil && l.job.res != nil && l.job.err == nil {
 			res := l.job.res
 			rl.Digest, rl.Size, rl.Compression = res.StoredDigest.String(), res.StoredSize, string(res.Compression)
 			if l.job.walkTar {
@@ -143,14 +143,11 @@ func (r *run) evaluate(w *imageWork) {
 		}
 		subj := report.Subject{Digest: l.ref.Desc.Digest.String(), Path: l.ref.Blob.Location()}
 		if l.job.err != nil {
-			if !errors.Is(l.job.err, source.ErrConsumed) || l.job.res == nil {
-				s := subj
-				s.Image, s.Platform, s.Layer = w.name, w.platform, li
-				r.b.Problem(s, "reading layer: %v", l.job.err)
-			}
-			if l.job.res == nil {
-				continue
-			}
+			// Could not read it to the end: nothing measured can be trusted.
+			s := subj
+			s.Image, s.Platform, s.Layer = w.name, w.platform, li
+			r.b.Problem(s, "reading layer: %v", l.job.err)
+			continue
 		}
 		res := l.job.res
 		d := l.ref.Desc
