@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -207,4 +209,44 @@ func (c *Copy) Glob(pattern string) ([]string, error) {
 		m[i] = strings.TrimPrefix(m[i], c.Path+string(filepath.Separator))
 	}
 	return m, nil
+}
+
+// TarMember finds member in the tar file rel of the copy and returns the
+// offset and size of its data, so that a test can corrupt the content of one
+// layer of a `docker save` without touching any header.
+func (c *Copy) TarMember(rel, member string) (offset, size int64, err error) {
+	p, err := c.File(rel)
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	cr := &countingReader{r: f}
+	tr := tar.NewReader(cr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return 0, 0, fmt.Errorf("no member %q in %s", member, rel)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading %s: %w", rel, err)
+		}
+		if h.Name == member {
+			return cr.n, h.Size, nil
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -300,3 +300,38 @@ func (e *Env) ReadBusybox() ([]byte, error) {
 	}
 	return b, nil
 }
+
+// DockerSaveLayers returns, for each image of a `docker save` archive (in the
+// order of its manifest.json), the config member and the layer members.
+func DockerSaveLayers(path string) ([]SaveEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("no manifest.json in %s", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var m []SaveEntry
+		if err := json.NewDecoder(io.LimitReader(tr, 16<<20)).Decode(&m); err != nil {
+			return nil, fmt.Errorf("decoding manifest.json of %s: %w", path, err)
+		}
+		return m, nil
+	}
+}
+
+// SaveEntry is one entry of a docker save manifest.json.
+type SaveEntry struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
