@@ -415,17 +415,19 @@ func (c *Client) logf(format string, args ...any) {
 
 // statusError turns an unexpected response into an error naming the
 // registry's error codes; 404 wraps source.ErrNotFound.
-func (c *Client) statusError(what string, u *url.URL, resp *http.Response) error {
+func (c *Client) statusError(u *url.URL, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	resp.Body.Close()
-	detail := registryErrors(body)
-	msg := fmt.Sprintf("%s: GET %s: %s", what, redactURL(u), resp.Status)
-	if detail != "" {
+	if resp.Request != nil && resp.Request.URL != nil {
+		u = resp.Request.URL // with the scheme really used
+	}
+	msg := fmt.Sprintf("GET %s: %s", redactURL(u), resp.Status)
+	if detail := registryErrors(body); detail != "" {
 		msg += " (" + detail + ")"
 	}
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		return c.scrub(fmt.Errorf("%s: %w", msg, source.ErrNotFound))
+		return c.scrub(fmt.Errorf("%s%.0w", msg, source.ErrNotFound))
 	case http.StatusUnauthorized, http.StatusForbidden:
 		msg += "; check the credentials in the Docker config (docker login)"
 	}

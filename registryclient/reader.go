@@ -107,7 +107,7 @@ func (r *blobReader) open() error {
 		return io.EOF
 	default:
 		cancel()
-		return r.c.statusError(r.what, r.cand.url, resp)
+		return fmt.Errorf("%s: %w", r.what, r.c.statusError(r.cand.url, resp))
 	}
 	r.body, r.cancel = resp.Body, cancel
 	r.idle = newIdleReader(resp.Body, r.c.opts.IdleTimeout, cancel)

@@ -177,7 +177,7 @@ func (s *Source) resolve(ctx context.Context) (source.Target, error) {
 		f = nil
 	}
 	if f == nil {
-		return source.Target{}, fmt.Errorf("resolving %s: %w", s.input, errors.Join(errs...))
+		return source.Target{}, joinErrors(errs)
 	}
 	desc := ocispec.Descriptor{MediaType: f.mediaType, Size: f.size}
 	var claims []source.Claim
@@ -256,7 +256,7 @@ func (s *Source) fetchOnce(ctx context.Context, ep *endpoint, u *url.URL, hdr ht
 		return nil, err, false // the transport already retried
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, s.c.statusError("fetching manifest", u, resp), false
+		return nil, s.c.statusError(u, resp), false
 	}
 	defer resp.Body.Close()
 	body := newIdleReader(resp.Body, s.c.opts.IdleTimeout, cancel)
