@@ -22,6 +22,7 @@ type Difference struct {
 	A, B  string // the two values, rendered for people
 }
 
+// String renders the difference for people.
 func (d Difference) String() string {
 	subject := fmt.Sprintf("entry %d", d.Position)
 	if d.Name != "" {
@@ -58,6 +59,7 @@ func (d *Diff) First() *Difference {
 	return &d.Differences[0]
 }
 
+// String summarises the comparison: equal, or the count and the first difference.
 func (d *Diff) String() string {
 	switch {
 	case d.Err != nil && d.Count == 0:

@@ -26,10 +26,15 @@
 //     order (overlay2 lower directories).
 //   - [Capture] is an io.Writer that runs tar-split's own disassembler over the
 //     bytes written to it, keeping a compact list of entries (names, sizes, CRCs,
-//     sha256 and length of every segment, raw header bytes up to a cap).
-//   - [Compare] compares two [EntrySource]s (a decoded file or a capture) and names
-//     the first difference. A trailing empty segment, which tar-split <= v0.11.3
-//     (Docker <= 24) always wrote and later versions do not, is not a difference.
+//     sha256 and length of every segment, raw header bytes up to a cap). It
+//     streams, never blocks its writer, and stops with [ErrLimit] when a sparse
+//     file would make tar-split checksum more than a budget of holes.
+//   - [Compare] compares two [EntrySource]s (a decoded file or a capture): file
+//     entries field by field, the segments between them as runs of bytes (by
+//     length and sha256), and names the first difference. A trailing empty
+//     segment, which tar-split <= v0.11.3 (Docker <= 24) always wrote and later
+//     versions do not, is not a difference, nor is where tar-split cut trailing
+//     data into chunks.
 //
 // Package tarsplit imports only the standard library and vbatts/tar-split.
 package tarsplit

@@ -27,6 +27,7 @@ type FormatError struct {
 	Err  error // what is wrong
 }
 
+// Error names the line and the problem.
 func (e *FormatError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("tar-split: %v", e.Err)
@@ -34,6 +35,7 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("tar-split line %d: %v", e.Line, e.Err)
 }
 
+// Unwrap returns the underlying problem.
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // ChecksumError is a size > 0 file whose content on disk does not have the CRC
@@ -47,6 +49,7 @@ type ChecksumError struct {
 	GotSize  int64  // bytes read from the file
 }
 
+// Error names the file, both CRCs and, when they differ, both sizes.
 func (e *ChecksumError) Error() string {
 	msg := fmt.Sprintf("file integrity checksum failed for %q (entry %d): crc64 want %x, got %x", e.Name, e.Position, e.Want, e.Got)
 	if e.WantSize != e.GotSize {
@@ -62,10 +65,12 @@ type MissingError struct {
 	Err      error // the open error
 }
 
+// Error names the missing file.
 func (e *MissingError) Error() string {
 	return fmt.Sprintf("file %q (entry %d) missing from the layer: %v", e.Name, e.Position, e.Err)
 }
 
+// Unwrap returns the open error.
 func (e *MissingError) Unwrap() error { return e.Err }
 
 // UnsafePathError is an entry name that would make reassembly read outside the
@@ -77,6 +82,7 @@ type UnsafePathError struct {
 	Reason   string // what makes it unsafe
 }
 
+// Error names the path and why it is unsafe.
 func (e *UnsafePathError) Error() string {
 	if e.Position < 0 {
 		return fmt.Sprintf("unsafe path %q: %s", e.Name, e.Reason)
@@ -91,6 +97,7 @@ type DuplicatePathError struct {
 	Position int // record position; -1 when unknown
 }
 
+// Error names the repeated path.
 func (e *DuplicatePathError) Error() string {
 	if e.Position < 0 {
 		return fmt.Sprintf("duplicate path %q: %v", e.Name, storage.ErrDuplicatePath)
@@ -98,6 +105,7 @@ func (e *DuplicatePathError) Error() string {
 	return fmt.Sprintf("duplicate path %q (entry %d): %v", e.Name, e.Position, storage.ErrDuplicatePath)
 }
 
+// Unwrap returns ErrDuplicatePath.
 func (e *DuplicatePathError) Unwrap() error { return storage.ErrDuplicatePath }
 
 // FileError is a size > 0 file that exists but could not be opened or read
@@ -109,10 +117,12 @@ type FileError struct {
 	Err      error
 }
 
+// Error names the operation, the file and the cause.
 func (e *FileError) Error() string {
 	return fmt.Sprintf("%s %q (entry %d): %v", e.Op, e.Name, e.Position, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *FileError) Unwrap() error { return e.Err }
 
 // NotReproducible notes an entry that tar-split (and so Docker) cannot rebuild
@@ -124,6 +134,7 @@ type NotReproducible struct {
 	Reason   string
 }
 
+// Error renders the note; NotReproducible is an error so it can travel with the problems.
 func (n *NotReproducible) Error() string {
 	return fmt.Sprintf("entry %q (%d) not reproducible from the layer directory: %s", n.Name, n.Position, n.Reason)
 }
