@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/layercheck/layercheck/registryclient"
+	"github.com/layercheck/layercheck/source"
+)
+
+type remoteCmd struct {
+	Refs     []string `arg:"" optional:"" name:"ref" help:"Image references as Docker writes them: nginx, nginx:1.27, docker.io/library/nginx, ghcr.io/org/app@sha256:…, localhost:5000/app."`
+	File     string   `short:"f" help:"Also read references from FILE, one per line; blank lines and # comments are skipped." placeholder:"FILE"`
+	Platform []string `help:"Verify only these platforms of multi-platform images (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
+
+	Insecure              bool          `help:"Allow plain HTTP and unverified TLS certificates for every registry (loopback registries are reached over HTTP without it)."`
+	Mirror                []string      `help:"Registry mirror for docker.io images, tried before docker.io like a daemon's registry-mirrors (repeatable): https://mirror.example." placeholder:"URL"`
+	AllowNondistributable bool          `help:"Fetch foreign and non-distributable layers from the URLs in their descriptors (http and https only); without it they are reported as skipped."`
+	Timeout               time.Duration `default:"60s" help:"Give up on a connection that sends nothing for this long (response headers or body); blobs then resume where they stopped."`
+	ConnectTimeout        time.Duration `default:"30s" help:"Time allowed to connect and complete the TLS handshake."`
+	Retries               int           `default:"5" help:"Retries of a failed request or an interrupted blob transfer (429 honouring Retry-After, 5xx, resets, timeouts)."`
+	StreamsPerHost        int           `default:"8" help:"Blob downloads open at once to one host."`
+}
+
+func (c *remoteCmd) Run(g *Globals, env *Env) error {
+	refs, err := c.refs()
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	logf := func(string, ...any) {}
+	if g.Verbose && !g.Quiet {
+		var mu sync.Mutex
+		logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(env.Stderr, "layercheck: "+format+"\n", args...)
+		}
+	}
+	client, err := registryclient.NewClient(registryclient.Options{
+		Insecure:              c.Insecure,
+		Mirrors:               c.Mirror,
+		AllowNondistributable: c.AllowNondistributable,
+		ConnectTimeout:        c.ConnectTimeout,
+		IdleTimeout:           c.Timeout,
+		Retries:               c.Retries,
+		MaxStreamsPerHost:     c.StreamsPerHost,
+		MaxManifestSize:       g.MaxManifestSize,
+		UserAgent:             "layercheck/" + toolVersion(),
+		Logf:                  logf,
+	})
+	if err != nil {
+		env.Code = ExitUsage
+		return &usageError{err.Error()}
+	}
+	// Every reference is parsed before anything is fetched: a typo is a
+	// usage error, not a network one.
+	srcs := make(map[string]*registryclient.Source, len(refs))
+	for _, r := range refs {
+		s, err := client.Open(r)
+		if err != nil {
+			env.Code = ExitUsage
+			return &usageError{err.Error()}
+		}
+		srcs[r] = s
+	}
+	// Resolve every reference at once in the background, so the round trips
+	// of later references overlap the layers of earlier ones; verifySources
+	// then verifies them into one report, sharing the client's connections,
+	// tokens and per-host limits.
+	ctx, cancel := context.WithCancel(env.Ctx)
+	defer cancel()
+	sem := make(chan struct{}, 4)
+	for _, r := range refs {
+		go func(s *registryclient.Source) {
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+				_ = s.Resolve(ctx) // the result is kept for Targets
+			case <-ctx.Done():
+			}
+		}(srcs[r])
+	}
+	if g.Jobs <= 0 {
+		// Network transfers overlap well beyond the CPU count.
+		g.Jobs = max(runtime.NumCPU(), 4)
+	}
+	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, func(name string, _ *Globals) (source.Source, error) {
+		return srcs[name], nil
+	})
+}
+
+// refs gathers the references of the arguments and of -f, once each, in order.
+func (c *remoteCmd) refs() ([]string, error) {
+	all := append([]string(nil), c.Refs...)
+	if c.File != "" {
+		f, err := os.Open(c.File)
+		if err != nil {
+			return nil, &usageError{fmt.Sprintf("-f: %v", err)}
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			line, _, _ := strings.Cut(sc.Text(), "#")
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			if strings.ContainsAny(line, " \t") {
+				return nil, &usageError{fmt.Sprintf("%s:%d: one reference per line, got %q", c.File, n, line)}
+			}
+			all = append(all, line)
+		}
+		if err := sc.Err(); err != nil {
+			return nil, &usageError{fmt.Sprintf("-f %s: %v", c.File, err)}
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range all {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &usageError{"no image reference: give at least one REF or -f FILE"}
+	}
+	return out, nil
+}
