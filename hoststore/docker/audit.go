@@ -1,0 +1,239 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/verify"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// audit is one run of Store.Audit.
+type audit struct {
+	s       *Store
+	b       *report.Builder
+	dr      *os.Root // the data root; every path below is resolved inside it
+	drv     driverLayout
+	imgRel  string // "image/<driver>"
+	maxFile int64
+	maxPer  int
+	uidOff  int
+	gidOff  int
+	// privileged: running as root, so trusted.* xattrs (overlay whiteout
+	// markers) are visible.
+	privileged bool
+	// xattrOK: /proc/self/fd resolves descriptors, so xattrs can be listed
+	// without opening files.
+	xattrOK    bool
+	unprivOnce sync.Once
+
+	images     map[string]*imageRec // by image ID hex
+	layers     map[string]*layerRec // by chainID hex (directory name)
+	removing   []string             // cache-ids of *-removing layer directories
+	mounts     map[string]*mountRec // by mount name (container ID)
+	containers map[string]*containerRec
+	bk         *buildkitInfo
+	links      map[string]string // overlay link ID by cache-id, read once
+
+	full     bool        // no selection: audit everything
+	selected []*imageRec // images to report, sorted by name
+	scope    map[*layerRec]bool
+}
+
+func newAudit(s *Store, b *report.Builder) (*audit, error) {
+	dr, err := os.OpenRoot(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("opening Docker data root: %w", err)
+	}
+	a := &audit{
+		s: s, b: b, dr: dr, drv: layoutOf(s.driver),
+		imgRel:  "image/" + s.driver,
+		maxFile: s.opts.MaxFileSize,
+		maxPer:  s.opts.MaxFindingsPerCheck,
+		images:  map[string]*imageRec{}, layers: map[string]*layerRec{},
+		mounts: map[string]*mountRec{}, containers: map[string]*containerRec{},
+		links:      map[string]string{},
+		full:       len(s.opts.Images) == 0,
+		scope:      map[*layerRec]bool{},
+		privileged: os.Geteuid() == 0,
+		xattrOK:    procUsable(),
+	}
+	if a.maxFile <= 0 {
+		a.maxFile = 16 << 20
+	}
+	if a.maxPer <= 0 {
+		a.maxPer = 50
+	}
+	a.uidOff, a.gidOff = userns(s.root)
+	if !a.xattrOK {
+		a.problem(report.Subject{}, "/proc/self/fd is not available: xattrs were not compared")
+	}
+	return a, nil
+}
+
+func (a *audit) close() { a.dr.Close() }
+
+func (a *audit) run(ctx context.Context) error {
+	a.loadImages()
+	a.loadRepositories()
+	a.loadLayers()
+	a.loadMounts()
+	if err := a.selectImages(); err != nil {
+		return err
+	}
+	a.linkLayers()
+	a.checkImages()
+	if a.full {
+		a.loadContainers()
+		a.loadBuildKit()
+		a.checkMounts()
+	}
+	a.checkCacheIDs()
+	if err := a.runContent(ctx); err != nil {
+		return err
+	}
+	if a.drv.overlay {
+		a.checkOverlay()
+	}
+	if a.full {
+		a.checkOrphans()
+		a.checkUnused()
+		a.checkDistribution()
+		a.checkImageRootLeftovers()
+	}
+	a.emit()
+	return ctx.Err()
+}
+
+// finding builds a finding with the check's default severity.
+func finding(check report.Check, subj report.Subject, msg string, args ...any) report.Finding {
+	ci, _ := report.Lookup(check)
+	return report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: fmt.Sprintf(msg, args...)}
+}
+
+// add records a store-level finding (one that names no image or layer).
+func (a *audit) add(f report.Finding) { a.b.Add(f) }
+
+// problem records something that could not be checked.
+func (a *audit) problem(subj report.Subject, format string, args ...any) {
+	a.b.Problem(subj, format, args...)
+}
+
+// with sets expected and actual values.
+func with(f report.Finding, want, got string) report.Finding {
+	f.Expected, f.Actual = want, got
+	return f
+}
+
+// sev overrides the severity.
+func sev(f report.Finding, s report.Severity) report.Finding {
+	f.Severity = s
+	return f
+}
+
+// findingList collects the findings of one image or layer: duplicates (same
+// check, entry and message) are dropped, and past max findings of one check
+// the rest are only counted.
+type findingList struct {
+	list    []report.Finding
+	perKind map[report.Check]int
+	seen    map[string]bool
+	over    map[report.Check]*report.Finding
+	overN   map[report.Check]int
+}
+
+func (l *findingList) add(max int, f report.Finding) {
+	if l.seen == nil {
+		l.seen, l.perKind = map[string]bool{}, map[report.Check]int{}
+		l.over, l.overN = map[report.Check]*report.Finding{}, map[report.Check]int{}
+	}
+	key := string(f.Check) + "\x00" + f.Subject.Entry + "\x00" + f.Subject.Path + "\x00" + f.Message
+	if l.seen[key] {
+		return
+	}
+	l.seen[key] = true
+	if l.perKind[f.Check] >= max {
+		l.overN[f.Check]++
+		if l.over[f.Check] == nil || f.Severity > l.over[f.Check].Severity {
+			c := f
+			l.over[f.Check] = &c
+		}
+		return
+	}
+	l.perKind[f.Check]++
+	l.list = append(l.list, f)
+}
+
+// all returns the findings, with one summary finding per check that went
+// over the limit.
+func (l *findingList) all() []report.Finding {
+	out := append([]report.Finding(nil), l.list...)
+	checks := make([]string, 0, len(l.over))
+	for c := range l.over {
+		checks = append(checks, string(c))
+	}
+	sort.Strings(checks)
+	for _, c := range checks {
+		f := *l.over[report.Check(c)]
+		f.Subject.Entry = ""
+		f.Expected, f.Actual = "", ""
+		f.Message = fmt.Sprintf("%d more %s findings here (only the first %d are listed)", l.overN[report.Check(c)], c, l.perKind[report.Check(c)])
+		out = append(out, f)
+	}
+	return out
+}
+
+// emit writes the selected images, with their layers and the findings of
+// those layers, and the findings of layers no selected image uses.
+func (a *audit) emit() {
+	reported := map[*layerRec]bool{}
+	for _, img := range a.selected {
+		ri := report.Image{Name: img.name, Tags: img.refs, ConfigDigest: img.id.String()}
+		for _, f := range img.fs.all() {
+			f.Subject.Image = img.name
+			a.b.Add(f)
+		}
+		chain := img.chain
+		for i, d := range img.diffIDs {
+			rl := report.Layer{Index: i, DiffID: d.String(), ChainID: chain[i].String()}
+			l := a.layers[chain[i].Encoded()]
+			if l != nil {
+				reported[l] = true
+				rl.Location = l.rel
+				if l.cacheID != "" {
+					rl.Location = a.drv.layerRoot(l.cacheID)
+				}
+				if l.res != nil {
+					rl.DiffID = l.res.diffID.String()
+					rl.Size, rl.TarSize, rl.Entries = l.res.tarSize, l.res.tarSize, l.res.entries
+				}
+				for _, f := range l.fs.all() {
+					f.Subject.Image = img.name
+					f.Subject.Layer = report.LayerIndex(i)
+					a.b.Add(f)
+				}
+			}
+			ri.Layers = append(ri.Layers, rl)
+		}
+		a.b.AddImage(ri)
+	}
+	for _, k := range sortedKeys(a.layers) {
+		l := a.layers[k]
+		if reported[l] || (!a.full && !a.scope[l]) {
+			continue
+		}
+		a.b.Add(l.fs.all()...)
+	}
+}
+
+// chainIDs returns the chainIDs of diffIDs (empty for none).
+func chainIDs(diffIDs []digest.Digest) []digest.Digest {
+	if len(diffIDs) == 0 {
+		return nil
+	}
+	return verify.ChainIDs(diffIDs)
+}

@@ -1,0 +1,586 @@
+package docker
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/layercheck/layercheck/report"
+)
+
+// statT holds the lstat fields the audit compares.
+type statT struct {
+	uid, gid     int
+	ino, dev     uint64
+	nlink        uint64
+	major, minor int64
+	blocks       int64
+}
+
+const (
+	whPrefix = ".wh."
+	whOpaque = ".wh..wh..opq"
+	plnkDir  = ".wh..wh.plnk"
+)
+
+// cleanEntry cleans a tar name the way reassembly resolves it: relative to
+// the layer root, slash-separated. ok is false for names that climb out of the
+// root or hold a NUL byte (tarsplit reports those).
+func cleanEntry(name string) (string, bool) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", false
+	}
+	c := path.Clean(strings.TrimLeft(name, "/"))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", false
+	}
+	return c, true
+}
+
+func isPlnk(clean string) bool { return clean == plnkDir || strings.HasPrefix(clean, plnkDir+"/") }
+
+// splitDirBase splits a cleaned path into its directory ("." at the root) and base.
+func splitDirBase(clean string) (string, string) {
+	dir, base := path.Split(clean)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	return dir, base
+}
+
+// rootCache keeps os.Roots of recently used directories of a layer root, so
+// a lookup costs one fstatat instead of one openat per path component. Tar
+// entries come grouped by directory, so a few slots suffice.
+type rootCache struct {
+	root  *os.Root
+	names []string
+	roots []*os.Root
+}
+
+const rootCacheSlots = 8
+
+func (c *rootCache) get(dir string) (*os.Root, error) {
+	if dir == "." || dir == "" {
+		return c.root, nil
+	}
+	for i, n := range c.names {
+		if n == dir {
+			return c.roots[i], nil
+		}
+	}
+	r, err := c.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.names) == rootCacheSlots {
+		c.roots[0].Close()
+		c.names, c.roots = c.names[1:], c.roots[1:]
+	}
+	c.names = append(c.names, dir)
+	c.roots = append(c.roots, r)
+	return r, nil
+}
+
+func (c *rootCache) close() {
+	for _, r := range c.roots {
+		r.Close()
+	}
+	c.names, c.roots = nil, nil
+}
+
+// escapes reports whether an os.Root error refused a path leading out of the
+// root. os.Root reports it with an unexported error whose text is stable.
+func escapes(err error) bool {
+	return err != nil && !errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "path escapes from parent")
+}
+
+// diskObserver compares every tar header of a rebuilt layer with lstat of the
+// same path in the layer directory (FORMATS 2.5), and then walks the
+// directory for entries the tar does not have. It implements verify.Observer.
+type diskObserver struct {
+	a       *audit
+	l       *layerRec
+	root    *os.Root
+	rootRel string
+	dirs    rootCache
+	fl      findingList
+	tree    *pathTree       // overlay drivers: this tar's entries
+	opaque  map[string]bool // overlay2: directories with a .wh..wh..opq entry
+	sumSize int64           // Σ header sizes, the naive drivers' size rule
+	entries int
+}
+
+func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *diskObserver {
+	o := &diskObserver{a: a, l: l, root: root, rootRel: rootRel, dirs: rootCache{root: root}, opaque: map[string]bool{}}
+	if a.drv.overlay {
+		o.tree = newPathTree()
+	}
+	return o
+}
+
+func (o *diskObserver) close() { o.dirs.close() }
+
+func (o *diskObserver) subject(entry string) report.Subject {
+	return report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: entry}
+}
+
+func (o *diskObserver) add(f report.Finding) { o.fl.add(o.a.maxPer, f) }
+
+// Header implements verify.Observer.
+func (o *diskObserver) Header(h *tar.Header) {
+	o.entries++
+	o.sumSize += h.Size
+	clean, ok := cleanEntry(h.Name)
+	if !ok || clean == "." || isPlnk(clean) {
+		return
+	}
+	dir, base := splitDirBase(clean)
+	fuse := o.a.drv.overlay && !o.a.drv.overlayWhiteouts
+	if strings.HasPrefix(base, whPrefix) && !fuse {
+		if o.a.drv.fullRoot {
+			return // applied as deletions; the walk checks them against the replay
+		}
+		// overlay2 turns whiteouts into 0/0 devices and opaque xattrs.
+		if base == whOpaque {
+			o.opaque[dir] = true
+			o.tree.ensure(dir)
+			o.checkOpaque(dir, h)
+			return
+		}
+		target := path.Join(dir, base[len(whPrefix):])
+		o.tree.add(target, kindWhiteout, 0)
+		o.checkWhiteout(target, h)
+		return
+	}
+	if o.tree != nil {
+		kind := h.Typeflag
+		if n := o.tree.lookup(clean); n != nil && n.explicit {
+			// a second entry for the path: tarsplit reports the duplicate
+			kind = n.kind
+		}
+		o.tree.add(clean, kind, 0)
+	}
+	o.compare(h, clean)
+}
+
+// lookup returns the directory root of clean and its base name.
+func (o *diskObserver) lookup(clean string) (*os.Root, string, error) {
+	dir, base := splitDirBase(clean)
+	r, err := o.dirs.get(dir)
+	return r, base, err
+}
+
+func (o *diskObserver) lstat(clean string) (fs.FileInfo, error) {
+	r, base, err := o.lookup(clean)
+	if err != nil {
+		return nil, err
+	}
+	return r.Lstat(base)
+}
+
+// lstatErr files an lstat failure of a tar entry.
+func (o *diskObserver) lstatErr(h *tar.Header, clean string, err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		o.add(with(finding(LayerMissingFile, o.subject(h.Name), "the tar's %s is not in the layer directory", tarTypeName(h.Typeflag)), tarTypeName(h.Typeflag), "absent"))
+	case escapes(err):
+		o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+	default:
+		o.a.problem(o.subject(h.Name), "lstat: %v", err)
+	}
+}
+
+func (o *diskObserver) mismatch(h *tar.Header, what, want, got string) {
+	o.add(with(finding(LstatMismatch, o.subject(h.Name), "%s on disk differs from the tar header", what), want, got))
+}
+
+// compare checks one entry against lstat of its path.
+func (o *diskObserver) compare(h *tar.Header, clean string) {
+	fi, err := o.lstat(clean)
+	if err != nil {
+		o.lstatErr(h, clean, err)
+		return
+	}
+	st, ok := statOf(fi)
+	if !ok {
+		return
+	}
+	if h.Typeflag == tar.TypeLink {
+		o.checkHardlink(h, fi)
+		return
+	}
+	known, match := typeMatches(h.Typeflag, fi.Mode())
+	if !known {
+		return
+	}
+	if !match {
+		o.mismatch(h, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
+		return
+	}
+	isLink := fi.Mode()&fs.ModeSymlink != 0
+	if !isLink {
+		if want, got := h.Mode&07777, unixPerm(fi.Mode()); want != got {
+			o.mismatch(h, "mode", fmt.Sprintf("%04o", want), fmt.Sprintf("%04o", got))
+		}
+	}
+	if want, got := h.Uid+o.a.uidOff, st.uid; want != got {
+		o.mismatch(h, "owner uid", fmt.Sprint(want), fmt.Sprint(got))
+	}
+	if want, got := h.Gid+o.a.gidOff, st.gid; want != got {
+		o.mismatch(h, "owner gid", fmt.Sprint(want), fmt.Sprint(got))
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		if h.Size != fi.Size() {
+			o.mismatch(h, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
+		}
+	case tar.TypeSymlink:
+		r, base, err := o.lookup(clean)
+		if err == nil {
+			var target string
+			if target, err = r.Readlink(base); err == nil && target != h.Linkname {
+				o.mismatch(h, "symlink target", h.Linkname, target)
+			}
+		}
+		if err != nil {
+			o.a.problem(o.subject(h.Name), "readlink: %v", err)
+		}
+	case tar.TypeChar, tar.TypeBlock:
+		if st.major != h.Devmajor || st.minor != h.Devminor {
+			o.mismatch(h, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		}
+	}
+	if !isLink {
+		o.compareXattrs(h, clean)
+	}
+}
+
+// checkHardlink: a hardlink is the same inode as its target.
+func (o *diskObserver) checkHardlink(h *tar.Header, fi fs.FileInfo) {
+	target, ok := cleanEntry(h.Linkname)
+	if !ok {
+		return // the pass reports a link target climbing out of the root
+	}
+	tfi, err := o.lstat(target)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			o.mismatch(h, "hardlink target", target+" (same file)", "target absent")
+		} else if escapes(err) {
+			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
+		}
+		return
+	}
+	if !os.SameFile(fi, tfi) {
+		a, _ := statOf(fi)
+		b, _ := statOf(tfi)
+		o.mismatch(h, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.ino, target, b.ino))
+	}
+}
+
+// compareXattrs compares SCHILY.xattr.* PAX records with the xattrs on disk.
+// security.selinux (set by the host's labelling) and the overlay
+// filesystem's own trusted.overlay.*/user.overlay.* markers are not part of
+// the layer.
+func (o *diskObserver) compareXattrs(h *tar.Header, clean string) {
+	if !o.a.xattrOK {
+		return
+	}
+	want := map[string]string{}
+	for k, v := range h.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.") && !o.a.privileged {
+				continue
+			}
+			want[name] = v
+		}
+	}
+	r, base, err := o.lookup(clean)
+	var got map[string]string
+	if err == nil {
+		got, err = xattrs(r, base)
+	}
+	if err != nil {
+		o.a.problem(o.subject(h.Name), "%v", err)
+		return
+	}
+	for k := range got {
+		if ignoredXattr(k) {
+			delete(got, k)
+		}
+	}
+	for _, k := range sortedKeys(want) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			o.mismatch(h, "xattr "+k, fmt.Sprintf("%q", want[k]), "absent")
+		case g != want[k]:
+			o.mismatch(h, "xattr "+k, fmt.Sprintf("%q", want[k]), fmt.Sprintf("%q", g))
+		}
+	}
+	for _, k := range sortedKeys(got) {
+		if _, ok := want[k]; !ok {
+			o.mismatch(h, "xattr "+k, "absent", fmt.Sprintf("%q", got[k]))
+		}
+	}
+}
+
+func ignoredXattr(k string) bool {
+	return k == "security.selinux" || strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.")
+}
+
+// hasOpaque reports whether a directory carries overlayfs's opaque marker.
+func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
+	x, err := xattrs(r, name)
+	if err != nil {
+		return false, err
+	}
+	return x["trusted.overlay.opaque"] == "y" || x["user.overlay.opaque"] == "y", nil
+}
+
+// checkOpaque: overlay2 marks a .wh..wh..opq directory with an xattr.
+func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
+	if !o.a.xattrOK {
+		return
+	}
+	r, base, err := o.lookup(dir)
+	if dir == "." {
+		r, base, err = o.root, ".", nil
+	}
+	var ok bool
+	if err == nil {
+		ok, err = o.hasOpaque(r, base)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		o.add(finding(Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
+	case err != nil:
+		o.a.problem(o.subject(h.Name), "%v", err)
+	case !ok && o.a.privileged:
+		o.add(with(finding(Whiteout, o.subject(h.Name), "the directory the tar marks opaque has no opaque marker on disk; lower layers show through it"), "trusted.overlay.opaque=y on "+dir, "absent"))
+	case !ok:
+		o.a.notPrivileged()
+	}
+}
+
+// checkWhiteout: overlay2 turns .wh.<name> into a 0/0 character device owned
+// by the entry's uid/gid.
+func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
+	fi, err := o.lstat(target)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is missing; the lower layers' file shows through", target), "0/0 character device", "absent"))
+		} else if escapes(err) {
+			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+		} else {
+			o.a.problem(o.subject(h.Name), "lstat: %v", err)
+		}
+		return
+	}
+	st, _ := statOf(fi)
+	if fi.Mode()&fs.ModeCharDevice == 0 || st.major != 0 || st.minor != 0 {
+		got := typeName(fi.Mode())
+		if fi.Mode()&fs.ModeCharDevice != 0 {
+			got = fmt.Sprintf("character device %d,%d", st.major, st.minor)
+		}
+		o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is not a 0/0 character device", target), "0/0 character device", got))
+		return
+	}
+	if st.uid != h.Uid+o.a.uidOff || st.gid != h.Gid+o.a.gidOff {
+		o.add(with(finding(LstatMismatch, o.subject(h.Name), "owner of the whiteout device differs from the tar header"),
+			fmt.Sprintf("%d:%d", h.Uid+o.a.uidOff, h.Gid+o.a.gidOff), fmt.Sprintf("%d:%d", st.uid, st.gid)))
+	}
+}
+
+// typeMatches reports whether the tar type flag fits the file mode. known is
+// false for types the audit does not compare.
+func typeMatches(flag byte, m fs.FileMode) (known, match bool) {
+	switch flag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		return true, m.IsRegular()
+	case tar.TypeSymlink:
+		return true, m&fs.ModeSymlink != 0
+	case tar.TypeChar:
+		return true, m&fs.ModeCharDevice != 0
+	case tar.TypeBlock:
+		return true, m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0
+	case tar.TypeDir:
+		return true, m.IsDir()
+	case tar.TypeFifo:
+		return true, m&fs.ModeNamedPipe != 0
+	}
+	return false, false
+}
+
+func tarTypeName(flag byte) string {
+	switch flag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		return "regular file"
+	case tar.TypeLink:
+		return "hardlink"
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeFifo:
+		return "FIFO"
+	case kindWhiteout:
+		return "whiteout"
+	case kindImplicit:
+		return "directory"
+	}
+	return fmt.Sprintf("entry of type %q", flag)
+}
+
+// unixPerm returns the permission, setuid, setgid and sticky bits as in a tar header.
+func unixPerm(m fs.FileMode) int64 {
+	p := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 04000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 02000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 01000
+	}
+	return p
+}
+
+// walkResult is what the walk of a layer directory measured.
+type walkResult struct {
+	dirSize int64 // directory.Size: non-directories with size > 0, each inode once
+	done    bool
+}
+
+// walk lists the layer directory and reports entries the tree lacks, implicit
+// parents that are not directories and, for overlay2, opaque markers and
+// whiteout devices the tar does not have. whited names the paths this layer
+// whites out (full-rootfs drivers). Entries below another mounted filesystem
+// are not walked.
+func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
+	var res walkResult
+	var rootDev uint64
+	inodes := map[uint64]bool{}
+	err := fs.WalkDir(o.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == "." {
+				return err
+			}
+			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking (live host)
+			}
+			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "lstat: %v", err)
+			return nil
+		}
+		st, _ := statOf(fi)
+		if p == "." {
+			rootDev = st.dev
+			if o.a.drv.overlayWhiteouts {
+				o.walkOpaque(".", ".")
+			}
+			return nil
+		}
+		if st.dev != rootDev {
+			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
+			if fi.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !fi.IsDir() && fi.Size() > 0 {
+			if st.nlink <= 1 || !inodes[st.ino] {
+				res.dirSize += fi.Size()
+				if st.nlink > 1 {
+					inodes[st.ino] = true
+				}
+			}
+		}
+		n := tree.lookup(p)
+		if n == nil {
+			o.extra(p, fi, st, whited[p])
+			if fi.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		n.seen = true
+		if !n.explicit && !fi.IsDir() {
+			o.add(with(finding(LstatMismatch, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
+		}
+		if fi.IsDir() && o.a.drv.overlayWhiteouts {
+			o.walkOpaque(p, p)
+		}
+		return nil
+	})
+	if err != nil {
+		o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel}, "walking the layer directory: %v", err)
+		return res
+	}
+	res.done = true
+	return res
+}
+
+// extra reports a path on disk the tree does not have.
+func (o *diskObserver) extra(p string, fi fs.FileInfo, st statT, whitedOut bool) {
+	what := typeName(fi.Mode())
+	if fi.Mode().IsRegular() {
+		what += fmt.Sprintf(", %d bytes", fi.Size())
+	}
+	switch {
+	case whitedOut:
+		o.add(with(finding(Whiteout, o.subject(p), "the layer's tar whites this path out, yet it is present"), "absent", what))
+	case o.a.drv.overlayWhiteouts && fi.Mode()&fs.ModeCharDevice != 0 && st.major == 0 && st.minor == 0:
+		o.add(with(finding(Whiteout, o.subject(p), "a whiteout device the layer's tar does not have hides the lower layers' file"), "absent", "0/0 character device"))
+	default:
+		o.add(with(finding(ExtraFile, o.subject(p), "the layer directory holds an entry its tar does not have (Docker's diffID check cannot see it)"), "absent", what))
+	}
+}
+
+// walkOpaque reports an opaque marker on a directory the tar does not mark opaque.
+func (o *diskObserver) walkOpaque(dir, entry string) {
+	if !o.a.xattrOK || o.opaque[dir] {
+		return
+	}
+	ok, err := o.hasOpaque(o.root, dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			o.a.problem(o.subject(entry), "%v", err)
+		}
+		return
+	}
+	if ok {
+		o.add(with(finding(Whiteout, o.subject(entry), "an opaque marker the layer's tar does not have hides the lower layers' directory contents"), "no opaque marker", "overlay opaque xattr y"))
+	}
+}
+
+// reportUnseen reports entries of lower layers missing from a full-rootfs
+// layer directory; this layer's own entries were compared one by one.
+func (o *diskObserver) reportUnseen(tree *pathTree, self int) {
+	tree.unseen(func(p string, n *tnode) {
+		if n.layer == self {
+			return
+		}
+		o.add(with(finding(LayerMissingFile, o.subject(p), "a %s inherited from a lower layer is not in the layer directory (the layer's rootfs is incomplete)", tarTypeName(n.kind)), tarTypeName(n.kind), "absent"))
+	})
+}
+
+// sortFindings orders a layer's findings by entry for stable output.
+func sortFindings(fs []report.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Subject.Entry < fs[j].Subject.Entry })
+}

@@ -1,0 +1,85 @@
+// Package docker audits a Docker graph-driver data root (/var/lib/docker by
+// default) offline and read-only: the image store, the layer store, the
+// exact content of every layer, the graph driver's directories, containers'
+// read-write layers, BuildKit's share and what interrupted operations left
+// behind. FORMATS.md (shared docs) sections 1, 2 and 6 are the reference; the
+// check IDs in checks.go name the invariant of section 6 they implement.
+//
+// [Open] finds the graph driver from image/<driver>/ (overlay2,
+// fuse-overlayfs, vfs, btrfs, zfs); [Store.Audit] adds to a report.Builder
+// one report.Image per image (layers with their diffIDs and chainIDs) and a
+// finding, with a stable check ID, for every problem.
+//
+// # Exact content
+//
+// Each layer is rebuilt once, whichever images share it: tarsplit.Assemble
+// replays tar-split.json.gz with the files of the layer directory
+// (overlay2/<cache-id>/diff, vfs/dir/<cache-id>, …) read in place, never
+// mounted, and the rebuilt stream goes through the engine's single pass
+// (verify.Pass), which hashes it (the diffID Docker checks) and walks its
+// headers. A disk observer on that pass compares every header with lstat of
+// the same path: type (with the driver's whiteout mapping: overlay2's 0/0
+// character devices and opaque xattrs, fuse-overlayfs's .wh. files, the
+// full-rootfs drivers' deletions), mode, owner, size, symlink target,
+// hardlink identity, device numbers and xattrs. Then the layer directory is
+// walked for what the tar lacks (an added file, even an empty one), against
+// the layer's own entries for overlay drivers and against a replay of the
+// whole chain's tar-splits for full-rootfs drivers. Layers run in parallel
+// (Options.Jobs); memory per layer is a few buffers and the layer's path
+// tree.
+//
+// # Safety
+//
+// Nothing under the data root is written, renamed, mounted or locked. Every
+// path is resolved inside the data root through os.Root, tar-split names
+// inside the layer directory (a name climbing out, or a symlink leading out,
+// is a finding and is never read), metadata files must be regular files and
+// are opened with O_NONBLOCK, xattrs are read through O_PATH descriptors so
+// no device or FIFO is ever opened, and BuildKit's bbolt database is copied
+// to a private temporary file before it is opened (bbolt takes a lock even
+// read-only). Messages suggest only non-destructive next steps.
+//
+// # Check IDs
+//
+//	host-imagedb-digest             config bytes hash to their name
+//	host-imagedb-config             config parses, rootfs and diff_ids valid
+//	host-imagedb-history            non-empty history vs diff_ids
+//	host-image-layer-missing        an image's chainID is in the layer store
+//	host-imagedb-metadata           metadata files well formed, with a config
+//	host-imagedb-parent             metadata parent exists, diff_ids prefix
+//	host-repositories               repositories.json parses, refs well formed
+//	host-repositories-dangling      every reference names a stored image
+//	host-leftover                   .tmp-*, write-set-*, *-removing leftovers
+//	host-layerdb-file               diff, size, cache-id, parent, tar-split exact
+//	host-layer-chainid              directory name == chainID(parent, diff)
+//	host-layer-parent               parent exists, acyclic, <= 125 deep
+//	host-layer-cache-dir            the cache-id's driver directory exists
+//	host-layer-cache-shared         cache-ids and mount-ids unique
+//	host-tarsplit                   tar-split decodes, no duplicate path
+//	host-tarsplit-not-reproducible  entries Docker cannot rebuild (benign)
+//	host-layer-diffid               rebuilt stream hashes to diff
+//	host-layer-tar                  rebuilt stream is a readable tar
+//	host-file-crc                   a file's CRC-64 and length (names the file)
+//	host-layer-missing-file         a tar entry absent from the directory
+//	host-unsafe-path                a name or symlink leading out of the layer
+//	host-layer-size                 size file follows the driver's rule
+//	host-lstat-mismatch             header vs lstat of the same path
+//	host-extra-file                 an entry on disk the tar lacks
+//	host-whiteout                   whiteouts and opaque markers vs the tar
+//	host-layer-unused               a layer nothing uses (info)
+//	host-mount                      layerdb/mounts files valid and resolving
+//	host-mount-dir                  a mount's driver directories exist
+//	host-mount-orphan               a RW layer of no container
+//	host-container                  container config, image, RW layer, parent
+//	host-overlay-link               overlay link file and l/ symlink agree
+//	host-overlay-lower              lower lists the parent chain's links
+//	host-overlay-dangling-link      an l/ symlink pointing nowhere
+//	host-overlay-committed          committed marker on layers with children
+//	host-orphan-dir                 driver directory nothing references (size)
+//	host-buildkit                   what BuildKit owns (info)
+//	host-distribution               distribution metadata well formed
+//	host-distribution-stale         distribution entries of gone layers (info)
+//
+// A teammate's package hoststore/containerd audits containerd stores; the
+// command line runs both through the same report.
+package docker

@@ -1,0 +1,187 @@
+package docker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// errNotRegular: a metadata path is not a regular file (a directory, a
+// symlink, a FIFO or a device).
+var errNotRegular = errors.New("not a regular file")
+
+// errTooLarge: a metadata file exceeds Options.MaxFileSize.
+var errTooLarge = errors.New("file too large")
+
+// readFile reads a regular file inside the data root, at most max bytes. A
+// symlink, FIFO or device in its place is refused, never followed or opened.
+func (a *audit) readFile(rel string, max int64) ([]byte, error) {
+	f, err := a.openRegular(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rel, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: %w (over %d bytes)", rel, errTooLarge, max)
+	}
+	return data, nil
+}
+
+// openRegular opens a regular file inside the data root read-only. The path
+// is checked with lstat first, so a symlink or special file is refused
+// without being opened; O_NONBLOCK keeps a file swapped for a FIFO in the
+// meantime from blocking, and the opened file is checked again.
+func (a *audit) openRegular(rel string) (*os.File, error) {
+	fi, err := a.dr.Lstat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", rel, errNotRegular, typeName(fi.Mode()))
+	}
+	f, err := a.dr.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi2, err := f.Stat()
+	if err != nil || !fi2.Mode().IsRegular() || !os.SameFile(fi, fi2) {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: %w (changed while opening)", rel, errNotRegular)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// readDir lists a directory inside the data root, sorted by name. A missing
+// directory gives no entries and an error matching fs.ErrNotExist.
+func (a *audit) readDir(rel string) ([]fs.DirEntry, error) {
+	fi, err := a.dr.Lstat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory (%s)", rel, typeName(fi.Mode()))
+	}
+	f, err := a.dr.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	if err != nil {
+		return ents, fmt.Errorf("listing %s: %w", rel, err)
+	}
+	return ents, nil
+}
+
+// exists reports whether rel exists (without following a final symlink).
+func (a *audit) exists(rel string) bool {
+	_, err := a.dr.Lstat(rel)
+	return err == nil
+}
+
+// isDir reports whether rel is a directory (not a symlink to one).
+func (a *audit) isDir(rel string) bool {
+	fi, err := a.dr.Lstat(rel)
+	return err == nil && fi.IsDir()
+}
+
+var (
+	hex64     = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	digestRe  = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	linkIDRe  = regexp.MustCompile(`^[A-Z2-7]{26}$`)
+	mountIDRe = regexp.MustCompile(`^[a-f0-9]{64}$`)
+)
+
+// valueFormat grades a metadata value against Docker's exact format.
+type valueFormat int
+
+const (
+	formatExact      valueFormat = iota // byte for byte as Docker writes it
+	formatWhitespace                    // Docker trims it on read, but never writes it so
+	formatBad                           // Docker cannot read it
+)
+
+// parseDigestFile parses a diff or parent file: "sha256:<64 hex>", no newline.
+func parseDigestFile(b []byte) (digest.Digest, valueFormat) {
+	s := string(b)
+	if digestRe.MatchString(s) {
+		return digest.Digest(s), formatExact
+	}
+	if t := strings.TrimSpace(s); digestRe.MatchString(t) {
+		return digest.Digest(t), formatWhitespace
+	}
+	return "", formatBad
+}
+
+// safeName reports whether s can name a directory entry under the driver
+// directory: one path element, not "." or "..", printable.
+func safeName(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 255 {
+		return false
+	}
+	for _, c := range s {
+		if c == '/' || c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteValue renders a metadata value for a finding, short and safe.
+func quoteValue(b []byte) string {
+	if len(b) > 100 {
+		return fmt.Sprintf("%q… (%d bytes)", b[:100], len(b))
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// typeName names a file type for messages.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return "irregular file"
+}
+
+// humanSize renders a byte count: "12.3 MiB (12897484 bytes)".
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+}
