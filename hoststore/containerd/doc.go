@@ -1,0 +1,28 @@
+// Package containerd audits a containerd root, read-only: the content store
+// (io.containerd.content.v1.content), the metadata database (meta.db, bbolt)
+// and the snapshotters' own metadata (overlayfs, native). It serves plain
+// containerd (/var/lib/containerd), Kubernetes nodes (namespace k8s.io) and
+// Docker's containerd image store (namespace moby).
+//
+// Open reads both bbolt databases into memory through read-only handles with
+// a lock timeout; when a running containerd holds the lock, the file is
+// copied to a private temporary file, which is read and removed. Nothing
+// under the root is ever written.
+//
+// Audit then checks, per namespace:
+//
+//   - every image through the shared verifier (package verify): the target
+//     descriptor, indexes, manifests, configs and layers, each layer read
+//     once by verify.Pass, which also yields its diffID;
+//   - the containerd records around them: the content records (size, file
+//     present), the gc.ref labels of indexes and manifests, the
+//     containerd.io/uncompressed label of layers, the snapshot label of
+//     configs and the snapshot chain in meta.db, in the snapshotter's
+//     metadata.db and on disk;
+//   - the store as a whole: every blob hashes to its name, orphan blobs and
+//     snapshot directories, leftover ingests, leases that name missing
+//     objects, and content nothing references.
+//
+// Check IDs are the ctrd-* entries registered in checks.go; docs/checks.md
+// lists them. The on-disk formats are described in FORMATS.md section 4.
+package containerd
