@@ -462,14 +462,15 @@ func Reap(dir string) ([]string, error) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	if len(did) > 0 {
+		// dockerd and containerd stop their children and unmount on SIGTERM.
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			alive := false
-			for _, p := range ProcessesUnder(dir) {
-				if strings.Contains(p.Cmdline, "dockerd") || strings.Contains(p.Cmdline, "containerd ") {
+			for _, pf := range pidfiles {
+				b, _ := os.ReadFile(pf)
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pidUnder(pid, dir) {
 					alive = true
 				}
-				_ = p
 			}
 			if !alive {
 				break
