@@ -48,6 +48,7 @@ type auditor struct {
 	chainMemo  map[string][]report.Finding     // "ns\x00sn\x00key" -> findings of that snapshot
 	chainNames map[string]bool                 // "sn\x00backend name" checked through an image
 	snapBroken map[string]bool                 // "ns\x00sn\x00key" has a missing-snapshot finding
+	unrecorded map[string][]string             // image -> platforms whose manifest file only another namespace records
 
 	mu sync.Mutex // guards layers while hashRest runs
 }
@@ -82,7 +83,7 @@ func (s *Store) Audit(ctx context.Context, b *report.Builder) error {
 		byName: map[string]*imgTarget{}, layers: map[string]layerMeasure{}, digestFinding: map[string]bool{},
 		refs: map[string]map[digest.Digest]bool{}, manifests: map[nsDigest]*manifestInfo{}, indexes: map[nsDigest]*indexInfo{},
 		wantDiffID: map[digest.Digest]digest.Digest{}, chainMemo: map[string][]report.Finding{}, chainNames: map[string]bool{},
-		snapBroken: map[string]bool{},
+		snapBroken: map[string]bool{}, unrecorded: map[string][]string{},
 	}
 	if err := a.selectTargets(); err != nil {
 		return err

@@ -98,8 +98,8 @@ func (a *auditor) walk(t *imgTarget, desc ocispec.Descriptor, depth int, platfor
 		return
 	}
 	a.ref(t.ns.Name, desc.Digest)
-	if !refOnly {
-		a.recordCheck(t, desc.Digest, report.Subject{Image: t.name, Platform: platform}, "manifest")
+	if !refOnly && !childOfIndex {
+		a.recordCheck(t, desc.Digest, report.Subject{Image: t.name, Platform: platform}, "image's target")
 	}
 	data, ok := a.small(desc.Digest)
 	if !ok {
@@ -217,19 +217,36 @@ func (a *auditor) walkManifest(t *imgTarget, desc ocispec.Descriptor, data []byt
 		platform = platformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	}
 	subj := report.Subject{Image: t.name, Platform: platform}
+	if childOfIndex && t.ns.Blobs[desc.Digest] == nil {
+		// Not pulled into this namespace; the file is another namespace's.
+		if a.st.files[desc.Digest] != nil {
+			a.unrecorded[t.name] = append(a.unrecorded[t.name], platform)
+		}
+		return
+	}
 	a.manifestLabels(t, desc.Digest, children, subj)
 	if !isImageConfigType(m.Config.MediaType) {
 		return // an artifact: the verifier lists it; nothing to unpack
 	}
-	a.recordCheck(t, m.Config.Digest, subj, "config")
 	mi := &manifestInfo{childOfIndex: childOfIndex, layers: len(m.Layers)}
+	if rec := t.ns.Blobs[m.Config.Digest]; rec != nil {
+		mi.unpacked = len(labelsWithPrefix(rec.Labels, gcRefSnapshot)) > 0
+	}
+	// Other platforms of an index are fetched partly or not at all
+	// unless unpacked; a missing record there is how containerd works.
+	required := !childOfIndex || mi.unpacked
+	if required {
+		a.recordCheck(t, m.Config.Digest, subj, "config")
+	}
 	for i, l := range m.Layers {
 		if l.Digest.Validate() != nil {
 			continue
 		}
 		ls := subj
 		ls.Layer = report.LayerIndex(i)
-		a.recordCheck(t, l.Digest, ls, "layer")
+		if required {
+			a.recordCheck(t, l.Digest, ls, "layer")
+		}
 		if a.st.files[l.Digest] != nil {
 			mi.layersPresent++
 		}
@@ -423,6 +440,7 @@ func (a *auditor) snapshots(t *imgTarget, mi *manifestInfo, cfgDigest digest.Dig
 		labels = labelsWithPrefix(rec.Labels, gcRefSnapshot)
 	}
 	if len(labels) == 0 {
+		mi.unpacked = false
 		found := false
 		for _, sn := range sortedKeys(t.ns.Snapshots) {
 			if t.ns.Snapshots[sn][top.String()] != nil {
@@ -585,6 +603,14 @@ func (a *auditor) forward(rep *report.Report) {
 			subj.Digest = t.img.Target.Digest.String()
 		}
 		a.add(CheckNotPulled, subj, fmt.Sprintf("%d platform manifests of the index are not in the content store (containerd pulls only the platforms asked for): %s", len(ps), strings.Join(ps, ", ")), "", "")
+	}
+	for _, name := range sortedKeys(a.unrecorded) {
+		ps := a.unrecorded[name]
+		sort.Strings(ps)
+		t := a.byName[name]
+		a.add(CheckNotPulled, report.Subject{Image: name, Digest: t.img.Target.Digest.String()},
+			fmt.Sprintf("%d platform manifests of the index are not recorded in namespace %s (not pulled there); their files, which another namespace holds, were verified: %s",
+				len(ps), t.ns.Name, strings.Join(ps, ", ")), "", "")
 	}
 	for k, whys := range notes {
 		a.add(CheckNotPulled, report.Subject{Image: k.name, Platform: k.platform},
