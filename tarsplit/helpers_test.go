@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc64"
 	"io"
 	"io/fs"
@@ -87,23 +88,40 @@ func layerEntries() []tarEntry {
 // buildTar writes entries with archive/tar.
 func buildTar(t *testing.T, entries []tarEntry) []byte {
 	t.Helper()
+	b, err := writeTar(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// buildTarNoT is buildTar for fuzz seeds; it panics on error.
+func buildTarNoT(entries []tarEntry) []byte {
+	b, err := writeTar(entries)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func writeTar(entries []tarEntry) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := e.hdr
 		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatalf("tar header %q: %v", h.Name, err)
+			return nil, fmt.Errorf("tar header %q: %w", h.Name, err)
 		}
 		if len(e.body) > 0 {
 			if _, err := tw.Write(e.body); err != nil {
-				t.Fatalf("tar body %q: %v", h.Name, err)
+				return nil, fmt.Errorf("tar body %q: %w", h.Name, err)
 			}
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // tarSplitOf disassembles a tar with tar-split's own packer, as Docker's
