@@ -7,6 +7,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/layercheck/layercheck/report"
 )
@@ -100,5 +101,30 @@ func TestZstdLayers(t *testing.T) {
 		if l.Compression != "zstd" || l.MediaType != string(types.OCILayerZStd) {
 			t.Errorf("layer %d: compression %q media type %q", l.Index, l.Compression, l.MediaType)
 		}
+	}
+}
+
+func TestIndexWithAttestation(t *testing.T) {
+	tr := newRegistry(t)
+	img := ociImage(t, tarLayer(t, "app.txt", 20000))
+	md, _ := img.Digest()
+	att := ociImage(t, static.NewLayer([]byte(`{"_type":"https://in-toto.io/Statement/v0.1"}`), "application/vnd.in-toto+json"))
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
+			Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": md.String()},
+		}},
+	)
+	tr.pushIndex(t, "att:1", idx)
+	rep, err := check(t, newClient(t, nil), tr.host+"/att:1")
+	mustClean(t, rep, err)
+	if len(findings(rep, report.Artifact)) != 1 {
+		t.Errorf("artifact findings %+v, want one for the attestation", findings(rep, report.Artifact))
+	}
+	attLayers, _ := att.Layers()
+	ad, _ := attLayers[0].Digest()
+	if n := tr.count("/blobs/" + ad.String()); n != 0 {
+		t.Errorf("the attestation's layer was fetched %d times; it is listed, not verified", n)
 	}
 }

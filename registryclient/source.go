@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,16 @@ func isManifestType(mt string) bool {
 			return true
 		}
 	}
-	return false
+	// Artifact and vendor manifest types; configs and layers never say "manifest".
+	return strings.Contains(mt, "manifest") || strings.HasSuffix(mt, ".index.v1+json")
+}
+
+// displayName writes Docker Hub names the way Docker users know them.
+func displayName(s string) string {
+	if rest, ok := strings.CutPrefix(s, name.DefaultRegistry+"/"); ok {
+		return "docker.io/" + rest
+	}
+	return s
 }
 
 func isForeign(mt string) bool {
@@ -98,7 +108,7 @@ func (c *Client) Open(ref string) (*Source, error) {
 }
 
 // String implements source.Source.
-func (s *Source) String() string { return "registry:" + s.ref.Name() }
+func (s *Source) String() string { return "registry:" + displayName(s.ref.Name()) }
 
 // Close implements source.Source. Connections are the Client's; nothing to release.
 func (s *Source) Close() error { return nil }
@@ -198,7 +208,7 @@ func (s *Source) resolve(ctx context.Context) (source.Target, error) {
 	s.mu.Unlock()
 	t := source.Target{Name: s.input, Descriptor: &desc, Claims: claims}
 	if tag, ok := s.ref.(name.Tag); ok {
-		t.Tags = []string{tag.Name()}
+		t.Tags = []string{displayName(tag.Name())}
 	}
 	return t, nil
 }
@@ -218,13 +228,13 @@ type fetched struct {
 func (s *Source) fetchManifest(ctx context.Context, ep *endpoint, reference, mediaType string) (*fetched, error) {
 	u := ep.url("manifests", reference)
 	accept := append([]string(nil), manifestTypes...)
-	if mediaType != "" && !isManifestType(mediaType) {
+	if mediaType != "" && !slices.Contains(manifestTypes, mediaType) {
 		accept = append([]string{mediaType}, accept...)
 	}
 	hdr := http.Header{"Accept": {strings.Join(accept, ", ")}}
-	loc := ep.repo.Name() + "@" + reference
+	loc := displayName(ep.repo.Name()) + "@" + reference
 	if !strings.Contains(reference, ":") {
-		loc = ep.repo.Name() + ":" + reference
+		loc = displayName(ep.repo.Name()) + ":" + reference
 	}
 	failures := 0
 	for {
@@ -388,7 +398,7 @@ func (s *Source) Blob(ctx context.Context, desc ocispec.Descriptor) (source.Blob
 	s.mu.Lock()
 	f := s.manifests[desc.Digest]
 	s.mu.Unlock()
-	loc := s.ref.Context().Name() + "@" + desc.Digest.String()
+	loc := displayName(s.ref.Context().Name()) + "@" + desc.Digest.String()
 	if f != nil {
 		return &manifestBlob{s: s, desc: desc, loc: f.location, f: f}, nil
 	}

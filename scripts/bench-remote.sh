@@ -49,7 +49,7 @@ EOF
   for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
   REF=127.0.0.1:$PORT/bench:latest
   echo "pushing $LAYOUT to $REF (not timed)" >&2
-  crane push "$LAYOUT" "$REF" >/dev/null
+  crane push "$LAYOUT" "$REF" >/dev/null 2>>"$STORE/registry.log"
 else
   REF=${1:?usage: scripts/bench-remote.sh REF | --serve [LAYOUT]}
 fi
@@ -75,11 +75,12 @@ BYTES=$(jq '[.layers[].size] | add' <<<"$MANIFEST")
 export BASE BLOBS
 
 floor() {  # curl each layer; sha256 of the stored bytes; gzip: pigz -dc | sha256 too; two at a time
-  printf '%s\n' "$BLOBS" | xargs -P 2 -L 1 sh -c '
-    case "$1" in
-      *gzip*) curl -fsS "$BASE/blobs/$0" | tee >(openssl dgst -sha256 >/dev/null) | pigz -dc | openssl dgst -sha256 >/dev/null ;;
-      *)      curl -fsS "$BASE/blobs/$0" | openssl dgst -sha256 >/dev/null ;;
-    esac' 
+  printf '%s\n' "$BLOBS" | xargs -P 2 -n 2 bash -c '
+    set -o pipefail
+    case "$2" in
+      *gzip*) curl -fsS "$BASE/blobs/$1" | tee >(openssl dgst -sha256 >/dev/null) | pigz -dc | openssl dgst -sha256 >/dev/null ;;
+      *)      curl -fsS "$BASE/blobs/$1" | openssl dgst -sha256 >/dev/null ;;
+    esac' _
 }
 export -f floor
 
@@ -98,8 +99,10 @@ time_cmd() {  # time_cmd LABEL CMD...: best wall time of $RUNS runs and the peak
   WALL[$label]=$best; RSS[$label]=$bestrss
 }
 
-# layercheck must succeed (a failing run would time nothing useful).
+# Every tool must succeed once (a failing run would time nothing useful).
 "$LC" remote -q --no-progress ${JOBS:+--jobs "$JOBS"} "$REF"
+crane validate --remote "$REF" >/dev/null
+bash -c floor
 
 time_cmd lc    "$LC" remote -q --no-progress ${JOBS:+--jobs "$JOBS"} "$REF"
 time_cmd crane crane validate --remote "$REF"
