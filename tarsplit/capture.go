@@ -19,6 +19,9 @@ const (
 	DefaultMaxHoleBytes = 256 << 20
 	// DefaultMaxKeptRawBytes caps the raw segment bytes a capture keeps.
 	DefaultMaxKeptRawBytes = 16 << 20
+	// DefaultMaxEntries caps the entries a capture keeps (two per tar header, so
+	// about a million files; a few hundred bytes each with the name).
+	DefaultMaxEntries = 2 << 20
 	// maxKeptSegment is the largest single segment kept raw (header segments are
 	// a few KiB; padding chunks after the archive are up to 1 MiB).
 	maxKeptSegment = 64 << 10
@@ -36,6 +39,9 @@ type CaptureOptions struct {
 	// MaxKeptRawBytes caps the raw segment bytes kept in memory (segment hashes
 	// and lengths are always kept). 0 means the default, < 0 keeps none.
 	MaxKeptRawBytes int64
+	// MaxEntries caps the number of entries; past it the capture fails with an
+	// error matching ErrLimit. 0 means DefaultMaxEntries.
+	MaxEntries int
 }
 
 // Capture runs tar-split's disassembler (asm.NewInputTarStreamWithDone with
@@ -73,6 +79,9 @@ func NewCaptureWith(opts CaptureOptions) *Capture {
 	if opts.MaxKeptRawBytes == 0 {
 		opts.MaxKeptRawBytes = DefaultMaxKeptRawBytes
 	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
 	jsonOut := opts.JSON
 	if jsonOut == nil {
 		jsonOut = io.Discard
@@ -84,6 +93,7 @@ func NewCaptureWith(opts CaptureOptions) *Capture {
 		inner:   storage.NewJSONPacker(jsonOut),
 		track:   newTracker(false), // the JSON packer applies the duplicate rule
 		rawLeft: opts.MaxKeptRawBytes,
+		max:     opts.MaxEntries,
 	}
 	fp := &crcPutter{in: in, maxHole: opts.MaxHoleBytes}
 	go c.run(pr, in, p, fp)
@@ -190,9 +200,13 @@ type capturePacker struct {
 	track   *tracker
 	entries []Entry
 	rawLeft int64
+	max     int
 }
 
 func (p *capturePacker) AddEntry(se storage.Entry) (int, error) {
+	if len(p.entries) >= p.max {
+		return -1, fmt.Errorf("more than %d tar-split entries: %w", p.max, ErrLimit)
+	}
 	pos, err := p.inner.AddEntry(se)
 	if err != nil {
 		if errors.Is(err, storage.ErrDuplicatePath) {

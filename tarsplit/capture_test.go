@@ -229,3 +229,11 @@ func TestCaptureSparseBudget(t *testing.T) {
 		t.Errorf("capture allocated %d bytes while expanding 32 MiB of holes; it must stream", grew)
 	}
 }
+
+func TestCaptureEntryLimit(t *testing.T) {
+	tarball, _, _ := roundTrip(t)
+	_, entries, err := capture(t, CaptureOptions{MaxEntries: 10}, tarball, 4096)
+	if !errors.Is(err, ErrLimit) || len(entries) != 10 {
+		t.Fatalf("Close = %d entries, %v; want 10 and ErrLimit", len(entries), err)
+	}
+}
