@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -632,16 +631,43 @@ func TestDockerRoot(t *testing.T) {
 	if !ok || r != filepath.Join(dr, "containerd", "daemon") {
 		t.Errorf("DockerRoot = %s, %v", r, ok)
 	}
-	rep := audit(t, r, Options{Namespaces: []string{"moby"}})
-	clean(t, rep)
-}
-
-// sortedFindings is a stable rendering for debugging failures.
-func sortedFindings(rep *report.Report) []string {
-	var out []string
-	for _, f := range rep.Findings {
-		out = append(out, string(f.Check)+" "+f.Subject.String())
+	st, err := OpenDocker(dr, Options{})
+	must(t, err)
+	if got := st.Namespaces(); len(got) != 1 || got[0] != "moby" {
+		t.Errorf("OpenDocker audits namespaces %v, want [moby]", got)
 	}
-	sort.Strings(out)
-	return out
+	if !strings.Contains(st.String(), "(namespace moby)") {
+		t.Errorf("String() = %q", st.String())
+	}
+	imgs := st.Images("moby")
+	_, md, _ := w.small.Manifest()
+	if len(imgs) != 1 || imgs[0].Name != "docker.io/library/small:latest" || imgs[0].Target.Digest != md {
+		t.Errorf("Images(moby) = %+v", imgs)
+	}
+	content := st.Content("moby")
+	if len(content) != 4 { // manifest, config, two layers
+		t.Errorf("Content(moby) has %d records, want 4", len(content))
+	}
+	for _, c := range content {
+		if data, ok := w.r.files[c.Digest]; !ok || int64(len(data)) != c.Size {
+			t.Errorf("content record %s size %d", c.Digest, c.Size)
+		}
+	}
+	b := &report.Builder{}
+	must(t, st.Audit(context.Background(), b))
+	clean(t, b.Finish("host", r, "test"))
+
+	// A Docker root whose containerd has no moby namespace yet: every namespace.
+	dr2 := t.TempDir()
+	w2 := newTestRoot()
+	w2.image(t, "default", "a:1", smallImage("a:1", 5, fixtures.Platform{}, false), false)
+	w2.write(t, filepath.Join(dr2, "containerd", "daemon"))
+	st, err = OpenDocker(dr2, Options{})
+	must(t, err)
+	if got := st.Namespaces(); len(got) != 1 || got[0] != "default" {
+		t.Errorf("OpenDocker without moby audits %v", got)
+	}
+	if _, err := OpenDocker(t.TempDir(), Options{}); err == nil {
+		t.Error("OpenDocker of a root without containerd/daemon succeeded")
+	}
 }

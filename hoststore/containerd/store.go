@@ -13,6 +13,7 @@ import (
 
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -294,4 +295,78 @@ func readSmallFile(p string, limit int64) []byte {
 	defer f.Close()
 	b, _ := io.ReadAll(io.LimitReader(f, limit))
 	return b
+}
+
+// String names the store for reports: "containerd:<root>", with the
+// namespaces when a selection was made.
+func (s *Store) String() string {
+	if len(s.opts.Namespaces) > 0 {
+		return "containerd:" + s.root + " (namespace " + strings.Join(s.selected, ", ") + ")"
+	}
+	return "containerd:" + s.root
+}
+
+// Image is an image record of meta.db.
+type Image struct {
+	Name   string
+	Target ocispec.Descriptor
+	Labels map[string]string
+}
+
+// Images returns the image records of a namespace, sorted by name, as
+// `ctr images ls` lists them.
+func (s *Store) Images(namespace string) []Image {
+	ns := s.meta.Namespaces[namespace]
+	if ns == nil {
+		return nil
+	}
+	var out []Image
+	for _, name := range sortedKeys(ns.Images) {
+		img := ns.Images[name]
+		out = append(out, Image{Name: name, Target: img.Target, Labels: img.Labels})
+	}
+	return out
+}
+
+// Content is a content record of meta.db.
+type Content struct {
+	Digest digest.Digest
+	Size   int64
+	Labels map[string]string
+}
+
+// Content returns the content records of a namespace, sorted by digest, as
+// `ctr content ls` lists them.
+func (s *Store) Content(namespace string) []Content {
+	ns := s.meta.Namespaces[namespace]
+	if ns == nil {
+		return nil
+	}
+	var out []Content
+	for _, d := range sortedDigests(ns.Blobs) {
+		rec := ns.Blobs[d]
+		out = append(out, Content{Digest: d, Size: rec.Size, Labels: rec.Labels})
+	}
+	return out
+}
+
+// OpenDocker opens the containerd root a Docker data root uses for its
+// containerd image store (<data root>/containerd/daemon). Without a namespace
+// selection it audits namespace moby, or every namespace when the root has
+// no moby namespace yet.
+func OpenDocker(dataRoot string, opts Options) (*Store, error) {
+	root, ok := DockerRoot(dataRoot)
+	if !ok {
+		return nil, fmt.Errorf("%s has no containerd root at containerd/daemon", dataRoot)
+	}
+	if len(opts.Namespaces) > 0 {
+		return Open(root, opts)
+	}
+	opts.Namespaces = []string{"moby"}
+	st, err := Open(root, opts)
+	if errors.Is(err, verify.ErrNoMatch) {
+		opts.Namespaces = nil
+		return Open(root, opts)
+	}
+	return st, err
 }
