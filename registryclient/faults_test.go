@@ -491,3 +491,24 @@ func TestCancelReturnsPromptly(t *testing.T) {
 		t.Fatal("verify did not return after the context was cancelled")
 	}
 }
+
+func TestBodyLongerThanDescriptor(t *testing.T) {
+	tr := newRegistry(t)
+	_, dgst, data := faultImage(t, tr)
+	for _, extra := range []int{500, 3 << 20} {
+		long := append(append([]byte(nil), data...), make([]byte, extra)...)
+		tr.setHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+			if isGet(r, "/blobs/"+dgst) {
+				serve(w, long, len(long))
+				return true
+			}
+			return false
+		})
+		rep, err := check(t, newClient(t, nil), tr.host+"/app:v1")
+		noProblems(t, rep, err)
+		// A little extra is measured exactly; a lot is cut 1 MiB past the descriptor.
+		read := len(data) + min(extra, 1<<20)
+		wantFinding(t, rep, report.LayerSize, dgst, fmt.Sprint(len(data)), fmt.Sprint(read))
+		wantFinding(t, rep, report.LayerDigest, dgst, dgst, digest.FromBytes(long[:read]).String())
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"log"
@@ -332,7 +330,7 @@ func isGet(r *http.Request, suffix string) bool {
 	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, suffix)
 }
 
-// once runs a hook body for the first n matching requests only.
+// counter numbers the requests a hook sees.
 type counter struct {
 	mu sync.Mutex
 	n  int
@@ -345,16 +343,12 @@ func (c *counter) next() int {
 	return c.n
 }
 
-var errTest = errors.New("test")
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
-
-var _ = fmt.Sprint
 
 func authHeader(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))

@@ -93,6 +93,7 @@ func TestCredentialsNeverShown(t *testing.T) {
 	must(t, err)
 	_, err = src.Targets(t.Context())
 	record(nil, err)
+	t.Logf("wrong password: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong password: err %v, want a 401", err)
 	}
