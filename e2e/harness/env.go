@@ -186,6 +186,10 @@ func New(opts Options) (*Env, error) {
 			e.runDirs = append(e.runDirs, d)
 		}
 	}
+	// Reap removes them too if this process dies.
+	if err := os.WriteFile(filepath.Join(root, "rundirs"), []byte(strings.Join(e.runDirs, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
 	if err := becomeSubreaper(); err != nil {
 		e.logf("cannot become child subreaper (orphans go to pid 1): %v", err)
 	}
@@ -487,7 +491,21 @@ func Reap(dir string) ([]string, error) {
 		did = append(did, "unmount "+m)
 	}
 	uerr := UnmountUnder(dir)
-	rerr := os.RemoveAll(dir)
+	var runDirs []string
+	if b, err := os.ReadFile(filepath.Join(dir, "rundirs")); err == nil {
+		runDirs = strings.Fields(string(b))
+	}
+	var rerr error
+	if uerr == nil {
+		rerr = os.RemoveAll(dir)
+	}
+	for _, d := range runDirs {
+		if _, err := os.Lstat(d); err == nil {
+			if removeEmptyTree(d) == nil {
+				did = append(did, "removed "+d)
+			}
+		}
+	}
 	return did, errors.Join(kerr, uerr, rerr)
 }
 

@@ -144,6 +144,17 @@ func ProcessesUnder(dir string) []ProcInfo {
 		return nil
 	}
 	selfNS, _ := os.Readlink("/proc/self/ns/mnt")
+	// Never this process nor its ancestors (a `go run` whose arguments name
+	// the directory, the shell of a Makefile recipe).
+	ancestors := map[int]bool{self: true}
+	for p := os.Getppid(); p > 1 && !ancestors[p]; {
+		ancestors[p] = true
+		_, pp, ok := procStat(p)
+		if !ok {
+			break
+		}
+		p = pp
+	}
 	type proc struct {
 		pid, ppid int
 		cmdline   string
@@ -152,7 +163,7 @@ func ProcessesUnder(dir string) []ProcInfo {
 	why := map[int]string{}
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == self {
+		if err != nil || ancestors[pid] {
 			continue
 		}
 		st, ppid, ok := procStat(pid)
