@@ -325,9 +325,6 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 	if !found {
 		t.Errorf("no retry after the Retry-After delay in the log: %q", logs)
 	}
-	if times[1].Sub(times[0]) < time.Second {
-		t.Errorf("retried before Retry-After")
-	}
 }
 
 func TestStallResumes(t *testing.T) {
