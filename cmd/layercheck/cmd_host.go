@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/layercheck/layercheck/hoststore/containerd"
 	"github.com/layercheck/layercheck/hoststore/docker"
 	"github.com/layercheck/layercheck/report"
 )
@@ -14,6 +15,22 @@ type hostCmd struct {
 	Images []string `arg:"" optional:"" name:"image" help:"Audit only these images: name:tag (nginx means nginx:latest), name@sha256:…, or an image ID prefix. None: every image, layer, container layer and leftover."`
 	Root   string   `default:"/var/lib/docker" help:"Docker data root (a live one, a copy or a mounted backup); opened read-only." placeholder:"DIR"`
 	Driver string   `help:"Graph driver to audit when image/ holds stores of several (overlay2, fuse-overlayfs, vfs, btrfs, zfs)." placeholder:"NAME"`
+
+	// containerd stores (hoststore/containerd).
+	ContainerdRoot string   `name:"containerd-root" help:"containerd root to audit (/var/lib/containerd, a copy or a backup): content store, meta.db, snapshotters; opened read-only, a locked meta.db is read from a private copy. Alone it audits only containerd; add --root for a Docker root too. A Docker root without image/<driver> but with containerd/daemon (Docker's containerd image store) is audited this way automatically, namespace moby." placeholder:"DIR"`
+	Namespace      []string `help:"containerd namespaces to audit (moby, default, k8s.io, ...); repeatable or comma-separated. Default: all (moby for a Docker root)." sep:"," placeholder:"NS"`
+}
+
+// defaultDockerRoot is --root's default: with --containerd-root alone, no
+// Docker root is audited.
+const defaultDockerRoot = "/var/lib/docker"
+
+var _ hostAuditor = (*containerd.Store)(nil)
+
+func (c *hostCmd) containerdOptions(g *Globals, prog *progress) containerd.Options {
+	vo := g.verifierOptions(selection{})
+	vo.Progress = prog.add
+	return containerd.Options{Namespaces: c.Namespace, Images: c.Images, Jobs: g.jobs(), Verify: vo}
 }
 
 // hostAuditor is one host store audited into the report. --root gives a
@@ -32,18 +49,41 @@ var _ hostAuditor = (*docker.Store)(nil)
 
 // auditors opens the stores the flags name.
 func (c *hostCmd) auditors(g *Globals, prog *progress) ([]hostAuditor, error) {
-	st, err := docker.Open(c.Root, docker.Options{
-		Driver:      c.Driver,
-		Images:      c.Images,
-		Jobs:        g.jobs(),
-		MaxFileSize: g.MaxManifestSize,
-		Pass:        g.verifierOptions(selection{}).Pass,
-		Progress:    prog.add,
-	})
-	if err != nil {
-		return nil, err
+	var out []hostAuditor
+	if c.ContainerdRoot == "" || c.Root != defaultDockerRoot {
+		st, err := docker.Open(c.Root, docker.Options{
+			Driver:      c.Driver,
+			Images:      c.Images,
+			Jobs:        g.jobs(),
+			MaxFileSize: g.MaxManifestSize,
+			Pass:        g.verifierOptions(selection{}).Pass,
+			Progress:    prog.add,
+		})
+		switch {
+		case err == nil:
+			out = append(out, st)
+		case errors.Is(err, docker.ErrNotDockerRoot):
+			// Docker's containerd image store: no image/<driver>, a containerd root beside it.
+			if _, ok := containerd.DockerRoot(c.Root); !ok {
+				return nil, err
+			}
+			cs, cerr := containerd.OpenDocker(c.Root, c.containerdOptions(g, prog))
+			if cerr != nil {
+				return nil, cerr
+			}
+			out = append(out, cs)
+		default:
+			return nil, err
+		}
 	}
-	return []hostAuditor{st}, nil
+	if c.ContainerdRoot != "" {
+		cs, err := containerd.Open(c.ContainerdRoot, c.containerdOptions(g, prog))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs)
+	}
+	return out, nil
 }
 
 func (c *hostCmd) Run(g *Globals, env *Env) error {
