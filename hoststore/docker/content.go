@@ -273,6 +273,7 @@ func (a *audit) finishLayer(ctx context.Context, l *layerRec, obs *diskObserver,
 }
 
 func (a *audit) commitObserver(l *layerRec, obs *diskObserver) {
+	obs.flush()
 	fs := obs.fl.all()
 	sortFindings(fs)
 	for _, f := range fs {

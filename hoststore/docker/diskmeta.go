@@ -115,6 +115,7 @@ type diskObserver struct {
 	opaque  map[string]bool // overlay2: directories with a .wh..wh..opq entry
 	sumSize int64           // Σ header sizes, the naive drivers' size rule
 	entries int
+	inodes  map[uint64]*attrs // deferred attributes of files with several links
 }
 
 func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *diskObserver {
@@ -197,8 +198,32 @@ func (o *diskObserver) lstatErr(h *tar.Header, clean string, err error) {
 	}
 }
 
-func (o *diskObserver) mismatch(h *tar.Header, what, want, got string) {
-	o.add(with(finding(LstatMismatch, o.subject(h.Name), "%s on disk differs from the tar header", what), want, got))
+func (o *diskObserver) mismatch(name, what, want, got string) {
+	o.add(with(finding(LstatMismatch, o.subject(name), "%s on disk differs from the tar header", what), want, got))
+}
+
+// attrs are the header fields Docker's unpack applies to an inode: a later
+// hardlink header applies its own mode, owner and xattrs to the inode it
+// shares (go-archive's createTarFile chowns, chmods and setxattrs the link
+// path), so for files with several links they are compared at the end.
+type attrs struct {
+	name, clean string
+	mode        int64
+	uid, gid    int
+	xattrs      map[string]string
+}
+
+func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
+	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, uid: h.Uid + o.a.uidOff, gid: h.Gid + o.a.gidOff, xattrs: map[string]string{}}
+	for k, v := range h.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.") && !o.a.privileged {
+				continue
+			}
+			a.xattrs[name] = v
+		}
+	}
+	return a
 }
 
 // compare checks one entry against lstat of its path.
@@ -213,7 +238,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		return
 	}
 	if h.Typeflag == tar.TypeLink {
-		o.checkHardlink(h, fi)
+		o.checkHardlink(h, clean, fi)
 		return
 	}
 	known, match := typeMatches(h.Typeflag, fi.Mode())
@@ -221,32 +246,20 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		return
 	}
 	if !match {
-		o.mismatch(h, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
+		o.mismatch(h.Name, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
 		return
-	}
-	isLink := fi.Mode()&fs.ModeSymlink != 0
-	if !isLink {
-		if want, got := h.Mode&07777, unixPerm(fi.Mode()); want != got {
-			o.mismatch(h, "mode", fmt.Sprintf("%04o", want), fmt.Sprintf("%04o", got))
-		}
-	}
-	if want, got := h.Uid+o.a.uidOff, st.uid; want != got {
-		o.mismatch(h, "owner uid", fmt.Sprint(want), fmt.Sprint(got))
-	}
-	if want, got := h.Gid+o.a.gidOff, st.gid; want != got {
-		o.mismatch(h, "owner gid", fmt.Sprint(want), fmt.Sprint(got))
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
 		if h.Size != fi.Size() {
-			o.mismatch(h, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
+			o.mismatch(h.Name, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
 	case tar.TypeSymlink:
 		r, base, err := o.lookup(clean)
 		if err == nil {
 			var target string
 			if target, err = r.Readlink(base); err == nil && target != h.Linkname {
-				o.mismatch(h, "symlink target", h.Linkname, target)
+				o.mismatch(h.Name, "symlink target", h.Linkname, target)
 			}
 		}
 		if err != nil {
@@ -254,16 +267,58 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		}
 	case tar.TypeChar, tar.TypeBlock:
 		if st.major != h.Devmajor || st.minor != h.Devminor {
-			o.mismatch(h, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+			o.mismatch(h.Name, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
 		}
 	}
+	a := o.headerAttrs(h, clean)
+	if !fi.IsDir() && st.nlink > 1 {
+		if o.inodes == nil {
+			o.inodes = map[uint64]*attrs{}
+		}
+		o.inodes[st.ino] = a
+		return
+	}
+	o.compareAttrs(a, fi)
+}
+
+// compareAttrs compares mode, owner and xattrs (symlinks: owner only).
+func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
+	st, _ := statOf(fi)
+	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink {
-		o.compareXattrs(h, clean)
+		if got := unixPerm(fi.Mode()); a.mode != got {
+			o.mismatch(a.name, "mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", got))
+		}
+	}
+	if a.uid != st.uid {
+		o.mismatch(a.name, "owner uid", fmt.Sprint(a.uid), fmt.Sprint(st.uid))
+	}
+	if a.gid != st.gid {
+		o.mismatch(a.name, "owner gid", fmt.Sprint(a.gid), fmt.Sprint(st.gid))
+	}
+	if !isLink {
+		o.compareXattrs(a)
 	}
 }
 
-// checkHardlink: a hardlink is the same inode as its target.
-func (o *diskObserver) checkHardlink(h *tar.Header, fi fs.FileInfo) {
+// flush compares the deferred attributes of files with several links.
+func (o *diskObserver) flush() {
+	recs := make([]*attrs, 0, len(o.inodes))
+	for _, a := range o.inodes {
+		recs = append(recs, a)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].name < recs[j].name })
+	for _, a := range recs {
+		if fi, err := o.lstat(a.clean); err == nil {
+			o.compareAttrs(a, fi)
+		}
+	}
+	o.inodes = nil
+}
+
+// checkHardlink: a hardlink is the same inode as its target, and its header
+// then sets the mode, owner and xattrs of that inode.
+func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo) {
 	target, ok := cleanEntry(h.Linkname)
 	if !ok {
 		return // the pass reports a link target climbing out of the root
@@ -271,7 +326,7 @@ func (o *diskObserver) checkHardlink(h *tar.Header, fi fs.FileInfo) {
 	tfi, err := o.lstat(target)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			o.mismatch(h, "hardlink target", target+" (same file)", "target absent")
+			o.mismatch(h.Name, "hardlink target", target+" (same file)", "target absent")
 		} else if escapes(err) {
 			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
 		}
@@ -280,7 +335,21 @@ func (o *diskObserver) checkHardlink(h *tar.Header, fi fs.FileInfo) {
 	if !os.SameFile(fi, tfi) {
 		a, _ := statOf(fi)
 		b, _ := statOf(tfi)
-		o.mismatch(h, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.ino, target, b.ino))
+		o.mismatch(h.Name, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.ino, target, b.ino))
+		return
+	}
+	st, _ := statOf(tfi)
+	rec := o.inodes[st.ino]
+	if rec == nil {
+		return
+	}
+	ha := o.headerAttrs(h, clean)
+	if tfi.Mode()&fs.ModeSymlink == 0 {
+		rec.mode = ha.mode
+	}
+	rec.uid, rec.gid = ha.uid, ha.gid
+	for k, v := range ha.xattrs {
+		rec.xattrs[k] = v
 	}
 }
 
@@ -288,49 +357,41 @@ func (o *diskObserver) checkHardlink(h *tar.Header, fi fs.FileInfo) {
 // security.selinux (set by the host's labelling) and the overlay
 // filesystem's own trusted.overlay.*/user.overlay.* markers are not part of
 // the layer.
-func (o *diskObserver) compareXattrs(h *tar.Header, clean string) {
+func (o *diskObserver) compareXattrs(a *attrs) {
 	if !o.a.xattrOK {
 		return
 	}
-	want := map[string]string{}
-	for k, v := range h.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.") && !o.a.privileged {
-				continue
-			}
-			want[name] = v
-		}
-	}
-	r, base, err := o.lookup(clean)
+	r, base, err := o.lookup(a.clean)
 	var got map[string]string
 	if err == nil {
 		got, err = xattrs(r, base)
 	}
 	if err != nil {
-		o.a.problem(o.subject(h.Name), "%v", err)
+		o.a.problem(o.subject(a.name), "%v", err)
 		return
 	}
 	for k := range got {
-		if ignoredXattr(k) {
+		if ignoredXattr(k) || (strings.HasPrefix(k, "trusted.") && !o.a.privileged) {
 			delete(got, k)
 		}
 	}
-	for _, k := range sortedKeys(want) {
+	for _, k := range sortedKeys(a.xattrs) {
 		g, ok := got[k]
 		switch {
 		case !ok:
-			o.mismatch(h, "xattr "+k, fmt.Sprintf("%q", want[k]), "absent")
-		case g != want[k]:
-			o.mismatch(h, "xattr "+k, fmt.Sprintf("%q", want[k]), fmt.Sprintf("%q", g))
+			o.mismatch(a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), "absent")
+		case g != a.xattrs[k]:
+			o.mismatch(a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), fmt.Sprintf("%q", g))
 		}
 	}
 	for _, k := range sortedKeys(got) {
-		if _, ok := want[k]; !ok {
-			o.mismatch(h, "xattr "+k, "absent", fmt.Sprintf("%q", got[k]))
+		if _, ok := a.xattrs[k]; !ok {
+			o.mismatch(a.name, "xattr "+k, "absent", fmt.Sprintf("%q", got[k]))
 		}
 	}
 }
 
+// ignoredXattr: xattrs on disk that are not part of a layer.
 func ignoredXattr(k string) bool {
 	return k == "security.selinux" || strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.")
 }

@@ -54,9 +54,11 @@ func Symlink(name, target string) Entry {
 	return Entry{Name: name, Type: tar.TypeSymlink, Link: target, Mode: 0o777}
 }
 
-// Hardlink is a hardlink entry; target is an earlier entry's name.
+// Hardlink is a hardlink entry (mode 0640); target is an earlier entry's
+// name. Docker's unpack applies a hardlink header's mode and owner to the
+// inode it shares with its target.
 func Hardlink(name, target string) Entry {
-	return Entry{Name: name, Type: tar.TypeLink, Link: target, Mode: 0o644}
+	return Entry{Name: name, Type: tar.TypeLink, Link: target, Mode: 0o640}
 }
 
 // Whiteout is a whiteout (".wh.<name>") or opaque (".wh..wh..opq") entry;
@@ -171,7 +173,8 @@ func DefaultSpec(driver string, privileged bool) StoreSpec {
 		Reg("etc/hello", "hello world\n", 0o644),
 		Reg("etc/empty", "", 0o644),
 		Symlink("etc/hello.link", "hello"),
-		Hardlink("etc/hard", "etc/hello"),
+		Hardlink("etc/hard", "etc/hello"), // 0640: Docker applies it to etc/hello too
+
 		{Name: "etc/xattr.txt", Type: tar.TypeReg, Data: []byte("x\n"), Mode: 0o600, Xattrs: map[string]string{"user.spec": "v1"}},
 		Reg("etc/suid", "#!/bin/sh\n", 0o4755),
 		Dir("opt/", 0o755),
@@ -436,17 +439,20 @@ func unpack(t testing.TB, dst string, tarBytes []byte, overlayWhiteouts bool) in
 		default:
 			t.Fatalf("unpack: type %q not supported by the test helper", h.Typeflag)
 		}
-		if h.Typeflag != tar.TypeLink {
-			if IsRoot() {
-				must(t, os.Lchown(p, h.Uid, h.Gid))
-			}
-			if h.Typeflag != tar.TypeSymlink {
-				must(t, syscall.Chmod(p, uint32(h.Mode&0o7777)))
-			}
-			for k, v := range h.PAXRecords {
-				if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-					must(t, unix.Lsetxattr(p, x, []byte(v), 0))
-				}
+		// As go-archive's createTarFile: owner, then mode (not for
+		// symlinks, nor for hardlinks to one), then xattrs, also through a
+		// hardlink, so its header sets them on the inode it shares.
+		if IsRoot() {
+			must(t, os.Lchown(p, h.Uid, h.Gid))
+		}
+		fi, err := os.Lstat(p)
+		must(t, err)
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			must(t, syscall.Chmod(p, uint32(h.Mode&0o7777)))
+		}
+		for k, v := range h.PAXRecords {
+			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				must(t, unix.Lsetxattr(p, x, []byte(v), 0))
 			}
 		}
 		unpacked[name] = true
