@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
+	"github.com/layercheck/layercheck/report"
+)
+
+func hostStore(t *testing.T) *dockertest.Store {
+	t.Helper()
+	return dockertest.Build(t, dockertest.DefaultSpec("overlay2", dockertest.IsRoot()))
+}
+
+func readReport(t *testing.T, path string) *report.Report {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := report.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHostCommand(t *testing.T) {
+	s := hostStore(t)
+	jsonOut := filepath.Join(t.TempDir(), "report.json")
+	out, errOut, code := runCLI(t, "host", "--root", s.Root, "-o", "table", "-o", "json="+jsonOut)
+	if code != ExitOK {
+		t.Fatalf("host on a clean store: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "example.com/app:1") || !strings.Contains(out, "OK: 3 images, 4 layers") {
+		t.Errorf("table output lacks the images or the verdict:\n%s", out)
+	}
+	r := readReport(t, jsonOut)
+	if r.Command != "host" || !strings.Contains(r.Source, s.Root) || !strings.Contains(r.Source, "overlay2") {
+		t.Errorf("report command %q source %q", r.Command, r.Source)
+	}
+	app := s.Images["app"]
+	var found bool
+	for _, img := range r.Images {
+		if img.ConfigDigest != app.ID.String() {
+			continue
+		}
+		found = true
+		if len(img.Layers) != 2 {
+			t.Fatalf("app has %d layers in the report", len(img.Layers))
+		}
+		for i, l := range img.Layers {
+			if l.DiffID != app.Layers[i].DiffID.String() || l.ChainID != app.Layers[i].ChainID.String() {
+				t.Errorf("layer %d = %s/%s, want %s/%s", i, l.DiffID, l.ChainID, app.Layers[i].DiffID, app.Layers[i].ChainID)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("app image not in the JSON report")
+	}
+
+	// Damage a file: exit 1, the finding names it.
+	l0 := s.Layers["L0"]
+	p := s.Path(l0.Dir + "/etc/hello")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = runCLI(t, "host", "--root", s.Root, "-o", "json", "example.com/base:1")
+	if code != ExitFindings {
+		t.Fatalf("host on a damaged store: exit %d, want %d\n%s", code, ExitFindings, out)
+	}
+	var doc struct {
+		Images   []report.Image   `json:"images"`
+		Findings []report.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Images) != 1 || doc.Images[0].Name != "example.com/base:1" {
+		t.Errorf("selection gave images %+v", doc.Images)
+	}
+	ok := false
+	for _, f := range doc.Findings {
+		if f.Check == "host-file-crc" && f.Subject.Entry == "etc/hello" && f.Subject.Image == "example.com/base:1" {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Errorf("no host-file-crc finding for etc/hello:\n%s", out)
+	}
+}
+
+func TestHostCommandErrors(t *testing.T) {
+	s := hostStore(t)
+	if _, errOut, code := runCLI(t, "host", "--root", t.TempDir()); code != ExitCannotCheck || !strings.Contains(errOut, "no image/ directory") {
+		t.Errorf("host on an empty directory: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "host", "--root", s.Root, "--driver", "aufs"); code != ExitUsage || !strings.Contains(errOut, "aufs") {
+		t.Errorf("host --driver aufs: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "host", "--root", s.Root, "nosuch:tag"); code != ExitCannotCheck || !strings.Contains(errOut, "nosuch:tag") {
+		t.Errorf("host with an unknown image: exit %d, stderr %q", code, errOut)
+	}
+}
