@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -289,7 +288,7 @@ func (a *auditor) inScope(d digest.Digest) bool {
 }
 
 func (a *auditor) hashOne(ctx context.Context, f *blobFile, labelled bool) {
-	r, err := os.Open(f.Path)
+	r, err := openBlob(f.Path)
 	if err != nil {
 		a.b.Problem(report.Subject{Digest: f.Digest.String(), Path: f.Path}, "reading blob: %v", err)
 		return

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
 )
 
 func smallImage(name string, seed int64, plat fixtures.Platform, docker bool) *fixtures.Built {
@@ -669,5 +671,80 @@ func TestDockerRoot(t *testing.T) {
 	}
 	if _, err := OpenDocker(t.TempDir(), Options{}); err == nil {
 		t.Error("OpenDocker of a root without containerd/daemon succeeded")
+	}
+}
+
+// TestEachLayerReadOnce: the same image in two namespaces, plus blobs only
+// a lease holds; every layer file is opened exactly once, and every blob
+// file at least once.
+func TestEachLayerReadOnce(t *testing.T) {
+	w := newWorld(t)
+	w.r.image(t, "other", "example.com/app:1", w.app, true)
+	root := w.write(t)
+	var mu sync.Mutex
+	opens := map[string]int{}
+	openHook = func(p string) {
+		mu.Lock()
+		opens[p]++
+		mu.Unlock()
+	}
+	defer func() { openHook = nil }()
+	rep := audit(t, root, Options{Jobs: 2})
+	clean(t, rep)
+	for _, l := range w.app.Layers {
+		if n := opens[blobFilePath(root, l.Digest)]; n != 1 {
+			t.Errorf("layer %s opened %d times, want once", l.Digest, n)
+		}
+	}
+	for d := range w.r.files {
+		if opens[blobFilePath(root, d)] == 0 {
+			t.Errorf("blob %s was never read", d)
+		}
+	}
+}
+
+func TestMalformedVarints(t *testing.T) {
+	w := newWorld(t)
+	_, md, _ := w.small.Manifest()
+	w.r.metaHook = func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("v1")).Bucket([]byte("moby")).Bucket([]byte("content")).Bucket([]byte("blob")).Bucket([]byte(md.String()))
+		return b.Put([]byte("size"), []byte{0x80, 0x80}) // a varint that never ends
+	}
+	w.r.backendHook = func(tx *bolt.Tx) error {
+		sb := tx.Bucket([]byte("v1")).Bucket([]byte("snapshots"))
+		var first []byte
+		c := sb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v == nil {
+				first = k
+				break
+			}
+		}
+		return sb.Bucket(first).Put([]byte("id"), []byte{0xff})
+	}
+	root := w.write(t)
+	rep := audit(t, root, Options{})
+	want(t, rep, CheckMetadata, report.Error, func(f report.Finding) bool {
+		return strings.HasSuffix(f.Subject.Path, md.String()+"/size")
+	})
+	want(t, rep, CheckMetadata, report.Error, func(f report.Finding) bool {
+		return strings.Contains(f.Subject.Path, "metadata.db:v1/snapshots/") && strings.HasSuffix(f.Subject.Path, "/id")
+	})
+}
+
+// TestUndecompressableLayerLabel: when a layer no longer decompresses, its
+// uncompressed label is compared with the config's diff_id instead.
+func TestUndecompressableLayerLabel(t *testing.T) {
+	w := newWorld(t)
+	l := w.app.Layers[2]
+	bogus := digest.FromString("bogus")
+	w.r.namespace("default").blobs[l.Digest].labels[labelUncompressed] = bogus.String()
+	root := w.write(t)
+	flipByte(t, blobFilePath(root, l.Digest), 20) // inside the deflate stream
+	rep := audit(t, root, Options{})
+	want(t, rep, report.LayerDecompress, report.Error, nil)
+	f := want(t, rep, CheckUncompressedLabel, report.Error, func(f report.Finding) bool { return f.Subject.Digest == l.Digest.String() })
+	if f.Expected != l.DiffID.String() || !strings.Contains(f.Message, "diff_id") {
+		t.Errorf("label finding %q expected %s", f.Message, f.Expected)
 	}
 }

@@ -28,6 +28,8 @@ type testRoot struct {
 	backend map[string]*testBackend // snapshotter -> records
 	seq     int                     // meta.db sequence used in backend names
 	stamp   time.Time
+	// metaHook and backendHook edit the databases raw, after they are written.
+	metaHook, backendHook func(tx *bolt.Tx) error
 }
 
 type testNS struct {
@@ -403,6 +405,9 @@ func (r *testRoot) writeMeta(t *testing.T, path string) {
 				}
 			}
 		}
+		if r.metaHook != nil {
+			return r.metaHook(tx)
+		}
 		return nil
 	}))
 }
@@ -456,6 +461,9 @@ func (r *testRoot) writeBackend(t *testing.T, path string, be *testBackend) {
 					return err
 				}
 			}
+		}
+		if r.backendHook != nil {
+			return r.backendHook(tx)
 		}
 		return nil
 	}))

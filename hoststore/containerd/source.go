@@ -152,7 +152,7 @@ type trackedBlob struct {
 
 // Open implements source.Blob.
 func (b *trackedBlob) Open(context.Context) (io.ReadCloser, error) {
-	f, err := os.Open(b.Path)
+	f, err := openBlob(b.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -201,3 +201,14 @@ func (r *trackReader) Read(p []byte) (int, error) {
 }
 
 func (r *trackReader) Close() error { return r.f.Close() }
+
+// openHook, when set (by tests), sees every blob file the audit opens.
+var openHook func(path string)
+
+// openBlob opens a content blob read-only.
+func openBlob(path string) (*os.File, error) {
+	if openHook != nil {
+		openHook(path)
+	}
+	return os.Open(path)
+}

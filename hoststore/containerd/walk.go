@@ -74,7 +74,7 @@ func (a *auditor) small(d digest.Digest) ([]byte, bool) {
 	if f == nil || f.Size > a.reads.limit {
 		return nil, false
 	}
-	r, err := os.Open(f.Path)
+	r, err := openBlob(f.Path)
 	if err != nil {
 		return nil, false
 	}
