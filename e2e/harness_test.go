@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,13 +203,27 @@ func TestGroundTruthContainers(t *testing.T) {
 				}
 			}
 		}
-		// The running container's process is confined to the Env: Close will find it.
-		found := false
+		// The running container's process and its shim are confined to the
+		// Env: Close will find them, and knows where the shim's socket is.
+		running := set.Containers["running"].ID
+		found, shim := false, false
 		for _, p := range harness.ProcessesUnder(s.Env.Root) {
-			found = found || strings.HasPrefix(p.Cmdline, "sleep 100000")
+			if strings.HasPrefix(p.Cmdline, "sleep 100000") {
+				cg, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.Pid), "cgroup"))
+				if strings.Contains(string(cg), "/"+set.Docker.CgroupParent+"/"+running) {
+					found = true
+				}
+			}
+			if strings.Contains(p.Cmdline, running) {
+				sock := harness.ShimSocket(p.Cmdline)
+				if st, err := os.Lstat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
+					t.Errorf("%s: shim socket %q of %s: %v", drv, sock, p.Cmdline, err)
+				}
+				shim = true
+			}
 		}
-		if !found {
-			t.Errorf("%s: the running container's sleep is not found under %s", drv, s.Env.Root)
+		if !found || !shim {
+			t.Errorf("%s: the running container's sleep in cgroup %s (found %v) or its shim (found %v) is not under %s", drv, set.Docker.CgroupParent, found, shim, s.Env.Root)
 		}
 	}
 }

@@ -19,17 +19,20 @@ import (
 // socket, pidfile, daemon.json and containerd. Networking is off
 // (--bridge=none, no iptables): containers run with --network none.
 type Docker struct {
-	Driver     string // storage driver: vfs or overlay2
-	Dir        string // everything of this daemon is below it
-	DataRoot   string // --data-root
-	ExecRoot   string // --exec-root
-	Socket     string // API socket path
-	Host       string // unix://<Socket>
-	PIDFile    string // --pidfile written by dockerd
-	ClientDir  string // DOCKER_CONFIG of the CLI
-	Version    string // dockerd --version, e.g. 20.10.24+dfsg1
-	Daemon     *Proc
-	Containerd *Containerd // the containerd dockerd talks to (root under DataRoot/containerd/daemon)
+	Driver    string // storage driver: vfs or overlay2
+	Dir       string // everything of this daemon is below it
+	DataRoot  string // --data-root
+	ExecRoot  string // --exec-root
+	Socket    string // API socket path
+	Host      string // unix://<Socket>
+	PIDFile   string // --pidfile written by dockerd
+	ClientDir string // DOCKER_CONFIG of the CLI
+	Version   string // dockerd --version, e.g. 20.10.24+dfsg1
+	// CgroupParent is the cgroup (in every hierarchy) below which the
+	// daemon's containers run; the Env removes it on Close.
+	CgroupParent string
+	Daemon       *Proc
+	Containerd   *Containerd // the containerd dockerd talks to (root under DataRoot/containerd/daemon)
 
 	env *Env
 }
@@ -78,6 +81,7 @@ func (e *Env) StartDocker(driver string) (*Docker, error) {
 		env:       e,
 	}
 	d.Host = "unix://" + d.Socket
+	d.CgroupParent = e.cgroupName(driver)
 	for _, p := range []string{d.DataRoot, d.ExecRoot, d.ClientDir} {
 		if err := os.MkdirAll(p, 0o711); err != nil {
 			return nil, err
@@ -116,7 +120,12 @@ func (e *Env) StartDocker(driver string) (*Docker, error) {
 		"--storage-driver", driver,
 		"--iptables=false", "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
 		"--bridge=none", "--userland-proxy=false",
+		"--cgroup-parent", "/" + d.CgroupParent,
 		"--log-level", "warn",
+	}
+	if err := e.recordCgroup(d.CgroupParent); err != nil {
+		_ = ctd.Stop()
+		return nil, err
 	}
 	p, err := e.startProc("dockerd-"+driver, argv, nil, 60*time.Second)
 	if err != nil {
@@ -349,8 +358,7 @@ func (d *Docker) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Restart starts a stopped daemon again on the same directories (after a
-// store was captured, say).
+// Running reports whether dockerd is up.
 func (d *Docker) Running() bool { return d.Daemon != nil && !d.Daemon.Exited() }
 
 // ImageIDs lists the IDs of all images of the daemon.

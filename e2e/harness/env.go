@@ -125,6 +125,7 @@ type Env struct {
 	containerd *Containerd
 	copies     int
 	runDirs    []string // directories outside Root that daemons create and the Env removes if it made them
+	cgroups    []string // cgroup parents of the dockerds' containers
 
 	closeOnce sync.Once
 	closeErr  error
@@ -390,6 +391,14 @@ func (e *Env) teardown() error {
 	if err := UnmountUnder(e.Root); err != nil {
 		errs = append(errs, err)
 	}
+	e.mu.Lock()
+	cgroups := append([]string(nil), e.cgroups...)
+	e.mu.Unlock()
+	for _, cg := range cgroups {
+		if err := removeCgroups(cg); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if left := ProcessesUnder(e.Root); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("processes left under %s: %v", e.Root, left))
 	}
@@ -491,6 +500,19 @@ func Reap(dir string) ([]string, error) {
 		did = append(did, "unmount "+m)
 	}
 	uerr := UnmountUnder(dir)
+	var cgerrs []error
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroups")); err == nil {
+		for _, cg := range strings.Fields(string(b)) {
+			if mounts, _ := cgroupMounts(); len(mounts) > 0 {
+				for _, m := range mounts {
+					if _, err := os.Stat(filepath.Join(m, cg)); err == nil {
+						did = append(did, "remove cgroup "+filepath.Join(m, cg))
+					}
+				}
+			}
+			cgerrs = append(cgerrs, removeCgroups(cg))
+		}
+	}
 	var runDirs []string
 	if b, err := os.ReadFile(filepath.Join(dir, "rundirs")); err == nil {
 		runDirs = strings.Fields(string(b))
@@ -506,7 +528,7 @@ func Reap(dir string) ([]string, error) {
 			}
 		}
 	}
-	return did, errors.Join(kerr, uerr, rerr)
+	return did, errors.Join(append(cgerrs, kerr, uerr, rerr)...)
 }
 
 func pidUnder(pid int, dir string) bool {

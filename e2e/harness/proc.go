@@ -2,6 +2,8 @@ package harness
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -259,6 +261,33 @@ func procStat(pid int) (state byte, ppid int, ok bool) {
 	return f[0][0], ppid, true
 }
 
+// ShimSocket returns the socket a containerd-shim-runc-v2 process listens
+// on, from its command line: containerd 1.6 puts it at
+// /run/containerd/s/<sha256 of address/namespace/id>, whatever containerd's
+// own state directory is. "" if cmdline is not a v2 shim's.
+func ShimSocket(cmdline string) string {
+	f := strings.Fields(cmdline)
+	if len(f) == 0 || !strings.HasPrefix(filepath.Base(f[0]), "containerd-shim-runc-v2") {
+		return ""
+	}
+	var address, ns, id string
+	for i := 1; i+1 < len(f); i++ {
+		switch f[i] {
+		case "-address":
+			address = f[i+1]
+		case "-namespace":
+			ns = f[i+1]
+		case "-id":
+			id = f[i+1]
+		}
+	}
+	if address == "" || ns == "" || id == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(filepath.Join(address, ns, id)))
+	return filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:]))
+}
+
 // killUnder kills, by pid, every process ProcessesUnder(dir) finds, and waits
 // for them to go. It returns what it had to kill.
 func killUnder(dir string, timeout time.Duration) ([]ProcInfo, error) {
@@ -266,6 +295,16 @@ func killUnder(dir string, timeout time.Duration) ([]ProcInfo, error) {
 	for _, p := range found {
 		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
 	}
+	// A shim killed by SIGKILL leaves its socket behind.
+	defer func() {
+		for _, p := range found {
+			if sock := ShimSocket(p.Cmdline); sock != "" {
+				if st, err := os.Lstat(sock); err == nil && st.Mode()&os.ModeSocket != 0 {
+					os.Remove(sock)
+				}
+			}
+		}
+	}()
 	deadline := time.Now().Add(timeout)
 	for {
 		reapZombies()
