@@ -273,18 +273,33 @@ func (a *auditor) hashRest(ctx context.Context) error {
 	return nil
 }
 
-// inScope tells whether a blob file is audited: without --image every
-// file; with it, only what the selected images reference.
+// inScope tells whether a blob file is audited: with --image, what the
+// selected images reference; with --namespace, what the selected
+// namespaces record plus what no namespace records (orphans); else every
+// file.
 func (a *auditor) inScope(d digest.Digest) bool {
-	if !a.filtered {
+	if a.filtered {
+		for _, refs := range a.refs {
+			if refs[d] {
+				return true
+			}
+		}
+		return false
+	}
+	if len(a.st.opts.Namespaces) == 0 {
 		return true
 	}
-	for _, refs := range a.refs {
-		if refs[d] {
+	recorded := false
+	for name, ns := range a.st.meta.Namespaces {
+		if ns.Blobs[d] == nil {
+			continue
+		}
+		if a.nsSelected(name) {
 			return true
 		}
+		recorded = true
 	}
-	return false
+	return !recorded
 }
 
 func (a *auditor) hashOne(ctx context.Context, f *blobFile, labelled bool) {

@@ -708,3 +708,31 @@ func TestUndecompressableLayerLabel(t *testing.T) {
 		t.Errorf("label finding %q expected %s", f.Message, f.Expected)
 	}
 }
+
+// TestNamespaceScope: with --namespace, blobs only another namespace
+// records are not read; orphans still are.
+func TestNamespaceScope(t *testing.T) {
+	w := newWorld(t)
+	root := w.write(t)
+	orphan := []byte("orphan")
+	must(t, os.WriteFile(blobFilePath(root, digest.FromBytes(orphan)), orphan, 0o444))
+	opens := map[string]int{}
+	var mu sync.Mutex
+	openHook = func(p string) {
+		mu.Lock()
+		opens[p]++
+		mu.Unlock()
+	}
+	defer func() { openHook = nil }()
+	rep := audit(t, root, Options{Namespaces: []string{"moby"}})
+	clean(t, rep)
+	if opens[blobFilePath(root, w.app.Layers[0].Digest)] != 0 {
+		t.Error("a layer only namespace default records was read under --namespace moby")
+	}
+	if opens[blobFilePath(root, digest.FromBytes(orphan))] != 1 {
+		t.Error("the orphan blob was not hashed")
+	}
+	if opens[blobFilePath(root, w.small.Layers[0].Digest)] != 1 {
+		t.Error("moby's layer was not read once")
+	}
+}
