@@ -17,6 +17,7 @@ import (
 
 	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/source"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -734,5 +735,37 @@ func TestNamespaceScope(t *testing.T) {
 	}
 	if opens[blobFilePath(root, w.small.Layers[0].Digest)] != 1 {
 		t.Error("moby's layer was not read once")
+	}
+}
+
+// TestSource: the store as a plain source.Source for the shared verifier.
+func TestSource(t *testing.T) {
+	w := newWorld(t)
+	root := w.write(t)
+	st, err := Open(root, Options{Namespaces: []string{"default"}})
+	must(t, err)
+	src := st.Source()
+	defer src.Close()
+	ts, err := src.Targets(context.Background())
+	must(t, err)
+	if len(ts) != 2 || ts[0].Name != "default/example.com/app:1" || ts[0].Tags[0] != "example.com/app:1" || ts[1].Descriptor.MediaType != ocispec.MediaTypeImageIndex {
+		t.Fatalf("targets %+v", ts)
+	}
+	b, err := src.Blob(context.Background(), w.app.Layers[0].Desc())
+	must(t, err)
+	if b.Size() != w.app.Layers[0].Size || b.Key() != blobFilePath(root, w.app.Layers[0].Digest) {
+		t.Errorf("blob %s size %d", b.Key(), b.Size())
+	}
+	if _, err := src.Blob(context.Background(), ocispec.Descriptor{Digest: digest.FromString("absent")}); !errors.Is(err, source.ErrNotFound) {
+		t.Errorf("absent blob: %v", err)
+	}
+	rb := &report.Builder{}
+	must(t, verify.New(verify.Options{}).Verify(context.Background(), src, rb))
+	rep := rb.Finish("x", src.String(), "test")
+	// Without the audit's knowledge of containerd, the platforms it did not
+	// pull are missing manifests and layers, and nothing else is wrong.
+	only(t, rep, report.ManifestMissing, report.LayerMissing)
+	if len(find(rep, report.ManifestMissing, nil)) != 1 {
+		t.Errorf("want the absent platform's manifest missing:\n%s", dump(rep))
 	}
 }
