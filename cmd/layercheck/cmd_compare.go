@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/layercheck/layercheck/compare"
+	"github.com/layercheck/layercheck/registryclient"
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/verify"
+)
+
+type compareCmd struct {
+	Artifact string   `arg:"" name:"artifact" help:"docker save tarball (plain, .gz or .zst) or OCI layout (directory or tar): what a build produced."`
+	Ref      string   `arg:"" name:"ref" help:"Registry reference it should equal: localhost:5000/app:1, ghcr.io/org/app@sha256:…"`
+	Image    []string `help:"When the artifact holds several images: compare only this one (name, tag, or image/manifest digest prefix)." placeholder:"REF|ID"`
+	Platform []string `help:"Compare only these platforms (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
+
+	Insecure bool          `help:"Allow plain HTTP and unverified TLS certificates (loopback registries are reached over HTTP without it)."`
+	Timeout  time.Duration `default:"60s" help:"Give up on a connection that sends nothing for this long."`
+	Retries  int           `default:"5" help:"Retries of a failed request or an interrupted blob transfer."`
+}
+
+// Run verifies both sides with the shared verifier (each layer read once per
+// side) and compares what was measured, platform by platform. Exit 0: the
+// same image; 1: different (or a side is damaged); 3: could not compare.
+func (c *compareCmd) Run(g *Globals, env *Env) error {
+	outs, err := parseOutputs(g.Output, g.Quiet)
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	if _, err := os.Stat(c.Artifact); err != nil {
+		env.Code = ExitUsage
+		return &usageError{fmt.Sprintf("artifact: %v", err)}
+	}
+	client, err := registryclient.NewClient(registryclient.Options{
+		Insecure:        c.Insecure,
+		IdleTimeout:     c.Timeout,
+		Retries:         c.Retries,
+		MaxManifestSize: g.MaxManifestSize,
+		UserAgent:       "layercheck/" + toolVersion(),
+	})
+	if err != nil {
+		env.Code = ExitUsage
+		return &usageError{err.Error()}
+	}
+	remote, err := client.Open(c.Ref)
+	if err != nil {
+		env.Code = ExitUsage
+		return &usageError{err.Error()}
+	}
+	defer remote.Close()
+
+	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
+	regOpts := g.verifierOptions(selection{Platform: c.Platform})
+	regOpts.Progress = prog.add
+	artOpts := g.verifierOptions(selection{Platform: c.Platform, Image: c.Image})
+	artOpts.Progress = prog.add
+
+	b := &report.Builder{}
+	var firstErr error
+	side := func(label string, verr error) {
+		if verr != nil {
+			b.Problem(report.Subject{Path: label}, "%v", verr)
+			if firstErr == nil {
+				firstErr = verr
+			}
+		}
+	}
+	regB := &report.Builder{}
+	side(c.Ref, verify.New(regOpts).Verify(env.Ctx, remote, regB))
+	regRep := regB.Finish("remote", c.Ref, toolVersion())
+
+	artB := &report.Builder{}
+	if env.Ctx.Err() == nil {
+		art, err := openArchive(c.Artifact, g)
+		if err != nil {
+			side(c.Artifact, err)
+		} else {
+			side(c.Artifact, verify.New(artOpts).Verify(env.Ctx, art, artB))
+			art.Close()
+		}
+	}
+	artRep := artB.Finish("tar", c.Artifact, toolVersion())
+	prog.done()
+
+	for _, r := range []*report.Report{regRep, artRep} {
+		b.Add(r.Findings...)
+		for _, p := range r.Problems {
+			b.Problem(p.Subject, "%s", p.Message)
+		}
+		for _, im := range r.Images {
+			b.AddImage(im)
+		}
+	}
+	if env.Ctx.Err() != nil {
+		firstErr = env.Ctx.Err()
+	} else if firstErr == nil {
+		res := compare.Images(c.Ref, containerImages(regRep), containerImages(artRep))
+		b.Add(res.Findings...)
+		for _, p := range res.Problems {
+			b.Problem(p.Subject, "%s", p.Message)
+		}
+	}
+	rep := b.Finish("compare", c.Artifact+" vs "+c.Ref, toolVersion())
+	if werr := writeOutputs(env, outs, rep, g); werr != nil {
+		env.Code = ExitCannotCheck
+		return werr
+	}
+	failOn, _ := report.ParseSeverity(g.FailOn)
+	env.Code = exitCode(rep, firstErr, failOn)
+	if env.Code == ExitInterrupted {
+		return fmt.Errorf("interrupted; the report covers what was verified so far")
+	}
+	if firstErr != nil && len(rep.Images) == 0 {
+		return firstErr
+	}
+	return nil
+}
+
+// containerImages drops what the verifier listed as artifacts or
+// attestations: only container images are compared.
+func containerImages(r *report.Report) []report.Image {
+	skip := map[[2]string]bool{}
+	for _, f := range r.Findings {
+		if f.Check == report.Artifact {
+			skip[[2]string{f.Subject.Image, f.Subject.Platform}] = true
+		}
+	}
+	var out []report.Image
+	for _, im := range r.Images {
+		if !skip[[2]string{im.Name, im.Platform}] {
+			out = append(out, im)
+		}
+	}
+	return out
+}
