@@ -59,6 +59,16 @@ const (
 	BlobDigest        Check = "blob-digest"         // a content-addressed blob does not hash to its name
 )
 
+// Policy checks: findings added by the CI policy flags of cmd/layercheck
+// (--require-platforms, --require-digest, --max-layer-size,
+// --allowed-media-types), not by verification.
+const (
+	PolicyPlatforms Check = "policy-platforms"  // a platform --require-platforms lists is not among an image's verified platforms
+	PolicyDigestRef Check = "policy-digest-ref" // --require-digest: a reference names a tag, not a digest
+	PolicyLayerSize Check = "policy-layer-size" // a layer's stored or uncompressed size is above --max-layer-size
+	PolicyMediaType Check = "policy-media-type" // a manifest or layer media type is outside --allowed-media-types
+)
+
 // Severity grades a finding.
 type Severity int
 
@@ -129,5 +139,9 @@ func init() {
 		CheckInfo{ArchiveMember, Error, "every member the metadata names is present and a regular file"},
 		CheckInfo{BlobUnreferenced, Info, "blob present but referenced by nothing"},
 		CheckInfo{BlobDigest, Error, "content-addressed blob hashes to its name"},
+		CheckInfo{PolicyPlatforms, Error, "policy: every platform of --require-platforms is among each image's verified platforms"},
+		CheckInfo{PolicyDigestRef, Error, "policy: with --require-digest, every reference is pinned by digest (@sha256:…)"},
+		CheckInfo{PolicyLayerSize, Error, "policy: no layer's stored or uncompressed size is above --max-layer-size"},
+		CheckInfo{PolicyMediaType, Error, "policy: every manifest and layer media type is in --allowed-media-types"},
 	)
 }

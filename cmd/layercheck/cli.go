@@ -17,6 +17,7 @@ type CLI struct {
 	Host    hostCmd          `cmd:"" help:"Audit a Docker host store (/var/lib/docker) offline and read-only: image and layer stores, every layer's exact content and metadata on disk, containers, overlay2 links, orphans and leftovers."`
 	Chainid chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
 	Checks  checksCmd        `cmd:"" help:"List every check ID with its default severity."`
+	Merge   mergeCmd         `cmd:"" help:"Join JSON reports (e.g. of CI shards) into one report; outputs, policies and exit code as if one run had verified everything."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -32,6 +33,8 @@ type Globals struct {
 	MaxManifestSize int64   `default:"4194304" help:"Largest manifest, index or config read into memory, in bytes."`
 	MaxTarSize      int64   `default:"0" help:"Stop decompressing a layer past this many bytes (0: no limit)."`
 	MaxRatio        float64 `default:"0" help:"Stop decompressing a layer that grows beyond this ratio over its compressed size (0: no limit)."`
+
+	policy // CI policy flags (policy.go)
 }
 
 func (g *Globals) jobs() int {

@@ -67,6 +67,10 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 		env.Code = ExitUsage
 		return err
 	}
+	if err := g.policy.validate(); err != nil {
+		env.Code = ExitUsage
+		return err
+	}
 	opts := g.verifierOptions(sel)
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	opts.Progress = prog.add
@@ -97,6 +101,7 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 	}
 	prog.done()
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
+	applyPolicies(rep, &g.policy, policyRefs(command, names))
 	if werr := writeOutputs(env, outs, rep, g); werr != nil {
 		env.Code = ExitCannotCheck
 		return werr
