@@ -91,6 +91,7 @@ func (a *audit) run(ctx context.Context) error {
 		a.loadContainers()
 		a.loadBuildKit()
 		a.checkMounts()
+		a.checkDangling()
 	}
 	a.checkCacheIDs()
 	if err := a.runContent(ctx); err != nil {

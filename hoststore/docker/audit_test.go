@@ -536,3 +536,21 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestInfos: an untagged image nothing uses is dangling, a layer no image
+// uses is unused; both are infos, and the store stays clean.
+func TestInfos(t *testing.T) {
+	spec := dockertest.DefaultSpec("vfs", dockertest.IsRoot())
+	spec.Layers = append(spec.Layers, dockertest.LayerSpec{Key: "L3", Entries: []dockertest.Entry{dockertest.Reg("unused", "x", 0o644)}})
+	spec.Images = append(spec.Images, dockertest.ImageSpec{Key: "untagged", Layers: []string{"L2"}, EmptyHistory: 1})
+	s := dockertest.Build(t, spec)
+	r := runAudit(t, s.Root, Options{})
+	requireClean(t, r)
+	requireFinding(t, r, want{check: ImageDangling, digest: s.Images["untagged"].ID.String(), image: s.Images["untagged"].ID.String()})
+	requireFinding(t, r, want{check: LayerUnused, digest: s.Layers["L3"].ChainID.String()})
+	for _, f := range r.Findings {
+		if f.Check == ImageDangling && f.Subject.Digest != s.Images["untagged"].ID.String() {
+			t.Errorf("tagged or used image reported dangling: %+v", f)
+		}
+	}
+}

@@ -20,6 +20,9 @@ const (
 	// ImageLayerMissing: the chainID of an image's diff_ids is not in the
 	// layer store; Docker drops the image at start [3].
 	ImageLayerMissing report.Check = "host-image-layer-missing"
+	// ImageDangling: an untagged image no other image builds on and no
+	// container uses; `docker image prune` removes it (info).
+	ImageDangling report.Check = "host-image-dangling"
 	// ImagedbMetadata: imagedb/metadata files (parent, lastUpdated,
 	// builtLocally) are malformed [7]; a metadata directory without its
 	// config is a warning [5].
@@ -137,6 +140,7 @@ func init() {
 		report.CheckInfo{ID: ImagedbConfig, Severity: report.Error, Title: "host store: image config parses, rootfs.type is layers, diff_ids are digests"},
 		report.CheckInfo{ID: ImagedbHistory, Severity: report.Error, Title: "host store: non-empty history entries do not outnumber diff_ids"},
 		report.CheckInfo{ID: ImageLayerMissing, Severity: report.Error, Title: "host store: the chainID of every image's diff_ids is in the layer store"},
+		report.CheckInfo{ID: ImageDangling, Severity: report.Info, Title: "host store: untagged image nothing builds on or runs (docker image prune removes it)"},
 		report.CheckInfo{ID: ImagedbMetadata, Severity: report.Error, Title: "host store: imagedb metadata files are well formed and belong to a stored image"},
 		report.CheckInfo{ID: ImagedbParent, Severity: report.Error, Title: "host store: an image's metadata parent exists and its diff_ids are a prefix of the child's"},
 		report.CheckInfo{ID: Repositories, Severity: report.Error, Title: "host store: repositories.json parses and its references are well formed"},

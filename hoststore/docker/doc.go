@@ -45,6 +45,7 @@
 //	host-imagedb-config             config parses, rootfs and diff_ids valid
 //	host-imagedb-history            non-empty history vs diff_ids
 //	host-image-layer-missing        an image's chainID is in the layer store
+//	host-image-dangling             untagged image nothing uses (info)
 //	host-imagedb-metadata           metadata files well formed, with a config
 //	host-imagedb-parent             metadata parent exists, diff_ids prefix
 //	host-repositories               repositories.json parses, refs well formed

@@ -25,6 +25,7 @@ type imageRec struct {
 	chain    []digest.Digest
 	refs     []string // repositories.json references, tags first
 	name     string   // how the report names it: first tag, else the ID
+	children int      // images whose metadata parent this is
 	fs       findingList
 }
 
@@ -199,6 +200,7 @@ func (a *audit) checkImageParent(img *imageRec, rel string) {
 		img.fs.add(a.maxPer, with(finding(ImagedbParent, subj, "parent image is not stored (dangling parent)"), d.String(), "absent"))
 		return
 	}
+	parent.children++
 	if !parent.configOK || !img.configOK {
 		return
 	}
@@ -442,5 +444,20 @@ func (a *audit) inScope(l *layerRec) {
 	for n := 0; l != nil && !a.scope[l] && n <= maxLayerDepth+1; n++ {
 		a.scope[l] = true
 		l = l.parent
+	}
+}
+
+// checkDangling notes untagged images nothing builds on and no container
+// uses: what `docker image prune` removes.
+func (a *audit) checkDangling() {
+	used := map[string]bool{}
+	for _, c := range a.containers {
+		used[strings.TrimPrefix(c.image, "sha256:")] = true
+	}
+	for _, img := range a.selected {
+		if len(img.refs) > 0 || img.children > 0 || used[img.hex] {
+			continue
+		}
+		img.fs.add(a.maxPer, finding(ImageDangling, img.subject(), "untagged image that no other image builds on and no container uses (dangling); `docker image prune` removes dangling images"))
 	}
 }

@@ -134,7 +134,7 @@ func (a *audit) checkUnused() {
 		if l.sizeOK {
 			size = humanSize(l.size)
 		}
-		a.layerFinding(l, finding(LayerUnused, l.subject(""), "layer used by no image, container or BuildKit snapshot (%s); it stays until an image using it is loaded or pulled", size))
+		a.layerFinding(l, finding(LayerUnused, l.subject(""), "layer used by no image, container or BuildKit snapshot (%s)", size))
 	}
 }
 
