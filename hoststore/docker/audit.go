@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
@@ -17,6 +18,7 @@ type audit struct {
 	s       *Store
 	b       *report.Builder
 	dr      *os.Root // the data root; every path below is resolved inside it
+	drvRoot *os.Root // the graph driver's directory (nil when absent), see rootFor
 	drv     driverLayout
 	imgRel  string // "image/<driver>"
 	maxFile int64
@@ -68,6 +70,9 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 	if a.maxPer <= 0 {
 		a.maxPer = 50
 	}
+	if r, err := os.OpenRoot(filepath.Join(s.root, filepath.FromSlash(a.drv.dirRel))); err == nil {
+		a.drvRoot = r
+	}
 	a.uidOff, a.gidOff = userns(s.root)
 	if !a.xattrOK {
 		a.problem(report.Subject{}, "/proc/self/fd is not available: xattrs were not compared")
@@ -75,7 +80,12 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 	return a, nil
 }
 
-func (a *audit) close() { a.dr.Close() }
+func (a *audit) close() {
+	a.dr.Close()
+	if a.drvRoot != nil {
+		a.drvRoot.Close()
+	}
+}
 
 func (a *audit) run(ctx context.Context) error {
 	a.loadImages()

@@ -554,3 +554,22 @@ func TestInfos(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinkedDriverDir: administrators move the driver directory to
+// another disk and leave a symlink; the audit follows it (and only it).
+func TestSymlinkedDriverDir(t *testing.T) {
+	for _, drv := range drivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			s := dockertest.Build(t, dockertest.DefaultSpec(drv, dockertest.IsRoot()))
+			top := strings.Split(s.CacheDir("x"), "/")[0] // overlay2 or vfs
+			moved := filepath.Join(filepath.Dir(s.Root), "otherdisk-"+top)
+			must(t, os.Rename(s.Path(top), moved))
+			must(t, os.Symlink(moved, s.Path(top)))
+			r := runAudit(t, s.Root, Options{Jobs: 2})
+			requireClean(t, r)
+			flipByte(t, filepath.Join(moved, strings.TrimPrefix(s.Layers["L0"].Dir, top+"/"), "etc", "hello"))
+			r = runAudit(t, s.Root, Options{Jobs: 2})
+			requireFinding(t, r, want{check: FileCRC, entry: "etc/hello", digest: s.Layers["L0"].ChainID.String()})
+		})
+	}
+}

@@ -283,11 +283,11 @@ func (a *audit) commitObserver(l *layerRec, obs *diskObserver) {
 
 // mountpoint reports whether rel is the root of a mounted filesystem.
 func (a *audit) mountpoint(rel string) bool {
-	fi, err := a.dr.Lstat(rel)
+	fi, err := a.lstat(rel)
 	if err != nil {
 		return false
 	}
-	pfi, err := a.dr.Lstat(filepath.Dir(rel))
+	pfi, err := a.lstat(filepath.Dir(rel))
 	if err != nil {
 		return false
 	}

@@ -21,6 +21,34 @@ var errNotRegular = errors.New("not a regular file")
 // errTooLarge: a metadata file exceeds Options.MaxFileSize.
 var errTooLarge = errors.New("file too large")
 
+// rootFor returns the root rel is resolved in and rel inside it. Paths under
+// the graph driver's directory go through its own root, so a driver
+// directory that an administrator moved to another disk and symlinked
+// (a common setup) is followed, while nothing below it can lead out.
+func (a *audit) rootFor(rel string) (*os.Root, string) {
+	if a.drvRoot != nil {
+		if rel == a.drv.dirRel {
+			return a.drvRoot, "."
+		}
+		if rest, ok := strings.CutPrefix(rel, a.drv.dirRel+"/"); ok {
+			return a.drvRoot, rest
+		}
+	}
+	return a.dr, rel
+}
+
+// lstat is Lstat of rel inside the data root.
+func (a *audit) lstat(rel string) (fs.FileInfo, error) {
+	r, p := a.rootFor(rel)
+	return r.Lstat(p)
+}
+
+// readlink is Readlink of rel inside the data root.
+func (a *audit) readlink(rel string) (string, error) {
+	r, p := a.rootFor(rel)
+	return r.Readlink(p)
+}
+
 // readFile reads a regular file inside the data root, at most max bytes. A
 // symlink, FIFO or device in its place is refused, never followed or opened.
 func (a *audit) readFile(rel string, max int64) ([]byte, error) {
@@ -44,14 +72,15 @@ func (a *audit) readFile(rel string, max int64) ([]byte, error) {
 // without being opened; O_NONBLOCK keeps a file swapped for a FIFO in the
 // meantime from blocking, and the opened file is checked again.
 func (a *audit) openRegular(rel string) (*os.File, error) {
-	fi, err := a.dr.Lstat(rel)
+	r, p := a.rootFor(rel)
+	fi, err := r.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w (%s)", rel, errNotRegular, typeName(fi.Mode()))
 	}
-	f, err := a.dr.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -69,14 +98,15 @@ func (a *audit) openRegular(rel string) (*os.File, error) {
 // readDir lists a directory inside the data root, sorted by name. A missing
 // directory gives no entries and an error matching fs.ErrNotExist.
 func (a *audit) readDir(rel string) ([]fs.DirEntry, error) {
-	fi, err := a.dr.Lstat(rel)
+	r, p := a.rootFor(rel)
+	fi, err := r.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s: not a directory (%s)", rel, typeName(fi.Mode()))
 	}
-	f, err := a.dr.Open(rel)
+	f, err := r.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -91,13 +121,13 @@ func (a *audit) readDir(rel string) ([]fs.DirEntry, error) {
 
 // exists reports whether rel exists (without following a final symlink).
 func (a *audit) exists(rel string) bool {
-	_, err := a.dr.Lstat(rel)
+	_, err := a.lstat(rel)
 	return err == nil
 }
 
 // isDir reports whether rel is a directory (not a symlink to one).
 func (a *audit) isDir(rel string) bool {
-	fi, err := a.dr.Lstat(rel)
+	fi, err := a.lstat(rel)
 	return err == nil && fi.IsDir()
 }
 

@@ -187,7 +187,7 @@ func (a *audit) loadLayer(l *layerRec) {
 
 	// tar-split.json.gz
 	ts := l.rel + "/tar-split.json.gz"
-	fi, err := a.dr.Lstat(ts)
+	fi, err := a.lstat(ts)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		a.layerFinding(l, finding(LayerdbFile, l.subject("tar-split.json.gz"), "tar-split.json.gz is missing; Docker cannot rebuild (save, push) this layer"))

@@ -17,7 +17,8 @@ func (a *audit) duSize(rel string) int64 {
 	var total int64
 	var dev uint64
 	inodes := map[uint64]bool{}
-	_ = fs.WalkDir(a.dr.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+	root, start := a.rootFor(rel)
+	_ = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
@@ -26,7 +27,7 @@ func (a *audit) duSize(rel string) int64 {
 			return nil
 		}
 		st, _ := statOf(fi)
-		if p == rel {
+		if p == start {
 			dev = st.dev
 		} else if st.dev != dev {
 			if d.IsDir() {

@@ -40,7 +40,7 @@ func (a *audit) checkLink(id string, add func(report.Finding)) {
 	}
 	lrel := a.drv.dirRel + "/l/" + string(b)
 	want := "../" + id + "/diff"
-	fi, err := a.dr.Lstat(lrel)
+	fi, err := a.lstat(lrel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		add(with(finding(OverlayLink, report.Subject{Path: lrel}, "the layer's l/ symlink is missing; mounting it or any layer above it fails"), "symlink to "+want, "absent"))
@@ -52,7 +52,7 @@ func (a *audit) checkLink(id string, add func(report.Finding)) {
 		add(with(finding(OverlayLink, report.Subject{Path: lrel}, "l/ entry is not a symlink"), "symlink to "+want, typeName(fi.Mode())))
 		return
 	}
-	target, err := a.dr.Readlink(lrel)
+	target, err := a.readlink(lrel)
 	if err != nil {
 		a.problem(report.Subject{Path: lrel}, "%v", err)
 		return
@@ -176,7 +176,7 @@ func (a *audit) checkLinkDir() {
 			a.add(with(finding(OverlayLink, report.Subject{Path: rel}, "l/ entry is not a symlink; Docker only creates symlinks here"), "symlink", typeName(e.Type())))
 			continue
 		}
-		target, err := a.dr.Readlink(rel)
+		target, err := a.readlink(rel)
 		if err != nil {
 			a.problem(report.Subject{Path: rel}, "%v", err)
 			continue
