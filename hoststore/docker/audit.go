@@ -209,7 +209,10 @@ func (a *audit) emit() {
 			a.b.Add(f)
 		}
 		chain := img.chain
-		for i, d := range img.diffIDs {
+		if !img.configOK {
+			chain = nil // no layers are known for a config that does not parse
+		}
+		for i, d := range img.diffIDs[:len(chain)] {
 			rl := report.Layer{Index: i, DiffID: d.String(), ChainID: chain[i].String()}
 			l := a.layers[chain[i].Encoded()]
 			if l != nil {

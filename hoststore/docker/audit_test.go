@@ -12,6 +12,7 @@ import (
 	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
+	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -342,6 +343,45 @@ func corruptions() []corruption {
 			dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+dockertest.HexID("blob")), []byte("sha256:abc\n"), 0o644)
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: Distribution, path: dockertest.HexID("blob")}}
+		}},
+		{name: "file replaced by a FIFO", apply: func(t *testing.T, s *dockertest.Store) {
+			p := s.Path(s.Layers["L0"].Dir + "/etc/hello")
+			must(t, os.Remove(p))
+			must(t, unix.Mkfifo(p, 0o644))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/hello", digest: s.Layers["L0"].ChainID.String()}}
+		}},
+		{name: "config with a bad diff_id", apply: func(t *testing.T, s *dockertest.Store) {
+			cfg := []byte(`{"rootfs":{"type":"layers","diff_ids":["sha256:abc"]}}`)
+			id := digest.FromBytes(cfg)
+			dockertest.WriteFile(t, s.Path(s.ImageRel()+"/imagedb/content/sha256/"+id.Encoded()), cfg, 0o600)
+			dockertest.WriteFile(t, s.Path(s.ImageRel()+"/imagedb/content/sha256/"+digest.FromString("x").Encoded()), []byte("not json"), 0o600)
+		}, want: func(s *dockertest.Store) []want {
+			cfg := digest.FromBytes([]byte(`{"rootfs":{"type":"layers","diff_ids":["sha256:abc"]}}`))
+			return []want{{check: ImagedbConfig, digest: cfg.String()}, {check: ImagedbDigest, digest: digest.FromString("x").String()}}
+		}},
+		{name: "size with a newline", apply: func(t *testing.T, s *dockertest.Store) {
+			p := s.Path(s.Layers["L2"].LayerDB + "/size")
+			b, err := os.ReadFile(p)
+			must(t, err)
+			editFile(t, p, string(b)+"\n")
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LayerdbFile, path: "/size", digest: s.Layers["L2"].ChainID.String()}}
+		}},
+		{name: "cache-id leading out", apply: func(t *testing.T, s *dockertest.Store) {
+			editFile(t, s.Path(s.Layers["L2"].LayerDB+"/cache-id"), "../../../../etc")
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LayerdbFile, path: "/cache-id", digest: s.Layers["L2"].ChainID.String()}}
+		}},
+		{name: "parent cycle", apply: func(t *testing.T, s *dockertest.Store) {
+			dockertest.WriteFile(t, s.Path(s.Layers["L0"].LayerDB+"/parent"), []byte(s.Layers["L1"].ChainID.String()), 0o644)
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LayerParent, digest: s.Layers["L0"].ChainID.String()}, {check: LayerChainID, digest: s.Layers["L0"].ChainID.String()}}
+		}},
+		{name: "container config gone", apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, os.Remove(s.Path("containers/"+s.CtrID+"/config.v2.json")))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: Container, path: "containers/" + s.CtrID}}
 		}},
 		{name: "deleted whiteout device", drivers: []string{"overlay2"}, root: true, apply: func(t *testing.T, s *dockertest.Store) {
 			must(t, os.Remove(s.Path(s.Layers["L1"].Dir+"/etc/empty")))

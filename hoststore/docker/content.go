@@ -143,6 +143,9 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 			}
 			a.layerFinding(l, with(finding(LayerDiffID, l.subject("diff"), "%s", msg), l.diff.String(), res.DiffID.String()))
 		}
+		if res.LimitErr != nil {
+			a.problem(l.subject(""), "the rebuilt layer was not read to its end: %v", res.LimitErr)
+		}
 		if res.TarErr != nil && !misaligned {
 			a.layerFinding(l, finding(LayerTar, l.subject("tar-split.json.gz"), "the rebuilt stream is not a readable tar: %v", res.TarErr))
 		}
@@ -202,9 +205,9 @@ func (a *audit) fileProblems(l *layerRec, rootRel string, st tarsplit.AssembleSt
 		case *tarsplit.DuplicatePathError:
 			a.layerFinding(l, finding(TarSplit, subj(e.Name), "the path appears twice in tar-split; Docker never writes such a layer"))
 		case *tarsplit.FileError:
-			if errors.Is(e, tarsplit.ErrNotRegular) {
-				a.layerFinding(l, with(finding(LstatMismatch, subj(e.Name), "the tar's regular file is not a regular file on disk"), "regular file", strings.TrimPrefix(e.Err.Error(), "open "+e.Name+": ")))
-			} else {
+			// A path that is not a regular file any more is a type
+			// mismatch the disk observer reports for every entry.
+			if !errors.Is(e, tarsplit.ErrNotRegular) {
 				a.problem(subj(e.Name), "%v", e)
 			}
 			misaligned = true
