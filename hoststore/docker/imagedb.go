@@ -263,7 +263,8 @@ func validName(name string) bool {
 // loadRepositories checks repositories.json [invariants 8, 9] and names the images.
 func (a *audit) loadRepositories() {
 	rel := a.imgRel + "/repositories.json"
-	data, err := a.readFile(rel, a.maxFile)
+	// One document for every tag of the host: allow more than for a config.
+	data, err := a.readFile(rel, max(a.maxFile, 64<<20))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
