@@ -1,0 +1,97 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHostLive audits each running dockerd's data root (overlay2 and vfs)
+// without stopping it: no error finding, and every image's diffIDs and
+// chainIDs equal what the daemon and its layer store say.
+func TestHostLive(t *testing.T) {
+	s := need(t)
+	for _, drv := range s.Drivers {
+		set := s.Sets[drv]
+		t.Run(drv, func(t *testing.T) {
+			run := layercheck(t, s, "host", "--root", set.Docker.DataRoot, "-o", "json")
+			requireClean(t, "layercheck host "+drv, run)
+			for _, img := range set.Images {
+				var found bool
+				for _, ri := range run.Report.Images {
+					if ri.ConfigDigest != img.Inspect.ID {
+						continue
+					}
+					found = true
+					if len(ri.Layers) != len(img.Inspect.RootFS.Layers) {
+						t.Errorf("%s: %d layers, the daemon has %d", img.Name, len(ri.Layers), len(img.Inspect.RootFS.Layers))
+						break
+					}
+					for i, l := range ri.Layers {
+						if l.DiffID != img.Inspect.RootFS.Layers[i] || l.ChainID != img.ChainIDs[i] {
+							t.Errorf("%s layer %d: diffID %s chainID %s, the daemon's %s %s", img.Name, i, l.DiffID, l.ChainID, img.Inspect.RootFS.Layers[i], img.ChainIDs[i])
+						}
+					}
+				}
+				if !found {
+					t.Errorf("image %s (%s) is not in the host report", img.Name, img.Inspect.ID)
+				}
+			}
+		})
+	}
+}
+
+// TestHostCorruptedCopy flips one byte of a file inside a layer of a copy of
+// the vfs data root: the audit names the file; the live store stays clean.
+func TestHostCorruptedCopy(t *testing.T) {
+	s := need(t)
+	set, ok := s.Sets["vfs"]
+	if !ok {
+		t.Skip("no vfs daemon in this run")
+	}
+	img := set.Image("layers")
+	c := s.Env.Corrupt(t, set.Docker.DataRoot)
+	cacheID, err := os.ReadFile(filepath.Join(c.Path, "image", "vfs", "layerdb", "sha256", strings.TrimPrefix(img.ChainIDs[0], "sha256:"), "cache-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerDir := filepath.Join("vfs", "dir", strings.TrimSpace(string(cacheID)))
+	// The largest regular file of the base layer (busybox): its middle is content.
+	var biggest string
+	var size int64
+	filepath.WalkDir(filepath.Join(c.Path, layerDir), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil && fi.Size() > size {
+				biggest, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	if biggest == "" {
+		t.Fatalf("no regular file in %s", layerDir)
+	}
+	rel, _ := filepath.Rel(c.Path, biggest)
+	if err := c.FlipByte(rel, size/2); err != nil {
+		t.Fatal(err)
+	}
+	run := layercheck(t, s, "host", "--root", c.Path, "-o", "json")
+	if run.Code != 1 {
+		t.Fatalf("exit %d on a damaged copy, want 1; stderr: %s", run.Code, run.Stderr)
+	}
+	named := false
+	for _, f := range run.Report.Findings {
+		if f.Check == "host-file-crc" && strings.HasSuffix(rel, strings.TrimPrefix(f.Subject.Entry+f.Subject.Path, "./")) {
+			named = true
+		}
+		if f.Check == "host-file-crc" && (strings.Contains(f.Subject.Path, filepath.Base(rel)) || strings.Contains(f.Subject.Entry, filepath.Base(rel))) {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("no host-file-crc finding naming %s: %+v", rel, run.Report.Findings)
+	}
+}
