@@ -6,7 +6,6 @@ import (
 	"context"
 	_ "crypto/sha256" // digest algorithms go-digest validates against
 	_ "crypto/sha512"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -538,18 +537,8 @@ func (a *Archive) checkLayoutFile() {
 		warn(fmt.Sprintf("oci-layout cannot be read: %v", err))
 		return
 	}
-	var lay struct {
-		Version *string `json:"imageLayoutVersion"`
-	}
-	if err := json.Unmarshal(data, &lay); err != nil {
-		warn(fmt.Sprintf("oci-layout is not valid JSON: %v", err))
-		return
-	}
-	switch {
-	case lay.Version == nil:
-		warn("oci-layout has no imageLayoutVersion")
-	case !strings.HasPrefix(*lay.Version, "1."):
-		warn(fmt.Sprintf("oci-layout has imageLayoutVersion %q; layercheck knows %s", *lay.Version, ocispec.ImageLayoutVersion))
+	if msg := source.CheckOCILayout(data); msg != "" {
+		warn(msg)
 	}
 }
 

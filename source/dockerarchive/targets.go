@@ -79,7 +79,7 @@ func (a *Archive) computeTargets(ctx context.Context) ([]source.Target, error) {
 		if err != nil {
 			return nil, err
 		}
-		its, ifs := parseIndex(data, indexFile)
+		its, ifs := source.ParseIndexJSON(data, indexFile)
 		ts = append(ts, its...)
 		fs = append(fs, ifs...)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "crypto/sha256" // digest algorithms go-digest validates against
 	_ "crypto/sha512"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,7 +86,7 @@ func Open(dir string, opts Options) (*Layout, error) {
 		return nil, fmt.Errorf("reading %s: %w", indexPath, err)
 	}
 	l.checkLayoutFile()
-	ts, fs := parseIndex(data, ocispec.ImageIndexFile)
+	ts, fs := source.ParseIndexJSON(data, ocispec.ImageIndexFile)
 	l.targets = ts
 	l.note(fs...)
 	return l, nil
@@ -108,18 +107,8 @@ func (l *Layout) checkLayoutFile() {
 		warn(fmt.Sprintf("oci-layout cannot be read: %v", err))
 		return
 	}
-	var lay struct {
-		Version *string `json:"imageLayoutVersion"`
-	}
-	if err := json.Unmarshal(data, &lay); err != nil {
-		warn(fmt.Sprintf("oci-layout is not valid JSON: %v", err))
-		return
-	}
-	switch {
-	case lay.Version == nil:
-		warn("oci-layout has no imageLayoutVersion")
-	case !strings.HasPrefix(*lay.Version, "1."):
-		warn(fmt.Sprintf("oci-layout has imageLayoutVersion %q; layercheck knows %s", *lay.Version, ocispec.ImageLayoutVersion))
+	if msg := source.CheckOCILayout(data); msg != "" {
+		warn(msg)
 	}
 }
 

@@ -517,9 +517,9 @@ func TestTargetNames(t *testing.T) {
 		{d(map[string]string{ocispec.AnnotationRefName: "latest", "io.containerd.image.name": "docker.io/library/x:latest"}), "docker.io/library/x:latest", []string{"docker.io/library/x:latest", "latest"}},
 		{d(map[string]string{ocispec.AnnotationRefName: "x:1", "io.containerd.image.name": "x:1"}), "x:1", []string{"x:1"}},
 	} {
-		name, tags := targetName(tc.desc, "index.json[3]")
+		name, tags := source.IndexTargetName(tc.desc, "index.json[3]")
 		if name != tc.name || !slices.Equal(tags, tc.tags) {
-			t.Errorf("targetName(%v) = %q %q, want %q %q", tc.desc.Annotations, name, tags, tc.name, tc.tags)
+			t.Errorf("IndexTargetName(%v) = %q %q, want %q %q", tc.desc.Annotations, name, tags, tc.name, tc.tags)
 		}
 	}
 }

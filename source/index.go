@@ -1,4 +1,4 @@
-package ocilayout
+package source
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/layercheck/layercheck/report"
-	"github.com/layercheck/layercheck/source"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -27,9 +26,10 @@ type indexDoc struct {
 	Layers        json.RawMessage   `json:"layers"`
 }
 
-// parseIndex turns the bytes of an index.json into targets, and its
-// structural problems into findings. file names it in messages.
-func parseIndex(data []byte, file string) ([]source.Target, []report.Finding) {
+// ParseIndexJSON turns the bytes of an OCI layout's index.json into targets,
+// and its structural problems into report.ArchiveManifest findings. file
+// names it in messages. Shared by the layout and archive backends.
+func ParseIndexJSON(data []byte, file string) ([]Target, []report.Finding) {
 	var fs []report.Finding
 	add := func(sev report.Severity, msg string) {
 		fs = append(fs, report.Finding{Check: report.ArchiveManifest, Severity: sev, Subject: report.Subject{Path: file}, Message: msg})
@@ -62,25 +62,25 @@ func parseIndex(data []byte, file string) ([]source.Target, []report.Finding) {
 		add(report.Info, file+" lists no manifests")
 		return nil, fs
 	}
-	var ts []source.Target
+	var ts []Target
 	for i, raw := range doc.Manifests {
 		var d ocispec.Descriptor
 		if err := json.Unmarshal(raw, &d); err != nil {
 			add(report.Error, fmt.Sprintf("%s manifests[%d] is not a descriptor: %v", file, i, err))
 			continue
 		}
-		name, tags := targetName(d, fmt.Sprintf("%s[%d]", file, i))
+		name, tags := IndexTargetName(d, fmt.Sprintf("%s[%d]", file, i))
 		desc := d
-		ts = append(ts, source.Target{Name: name, Tags: tags, Descriptor: &desc})
+		ts = append(ts, Target{Name: name, Tags: tags, Descriptor: &desc})
 	}
 	return ts, fs
 }
 
-// targetName names an index entry: its io.containerd.image.name annotation
+// IndexTargetName names an index entry: its io.containerd.image.name annotation
 // (always a full reference) when present, else its
 // org.opencontainers.image.ref.name (often only a tag), else fallback. Tags
 // are the distinct values of both annotations.
-func targetName(d ocispec.Descriptor, fallback string) (string, []string) {
+func IndexTargetName(d ocispec.Descriptor, fallback string) (string, []string) {
 	var tags []string
 	for _, k := range []string{annotationContainerdName, ocispec.AnnotationRefName} {
 		v := strings.TrimSpace(d.Annotations[k])
@@ -102,4 +102,22 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// CheckOCILayout returns what is wrong with the bytes of an oci-layout file,
+// or "" when it is a valid layout header of a known major version.
+func CheckOCILayout(data []byte) string {
+	var lay struct {
+		Version *string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(data, &lay); err != nil {
+		return fmt.Sprintf("oci-layout is not valid JSON: %v", err)
+	}
+	switch {
+	case lay.Version == nil:
+		return "oci-layout has no imageLayoutVersion"
+	case !strings.HasPrefix(*lay.Version, "1."):
+		return fmt.Sprintf("oci-layout has imageLayoutVersion %q; layercheck knows %s", *lay.Version, ocispec.ImageLayoutVersion)
+	}
+	return ""
 }
