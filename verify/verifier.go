@@ -386,8 +386,8 @@ func (r *run) index(ctx context.Context, w *imageWork, name string, tags []strin
 	}
 	matched := 0
 	for i, child := range idx.Manifests {
-		plat := platformString(child.Platform)
-		if isAttestation(child) {
+		plat := PlatformString(child.Platform)
+		if IsAttestation(child) {
 			cw := &imageWork{name: name, platform: "attestation " + platformOfAttestation(child, idx), artifact: true}
 			cw.add(report.Artifact, nil, report.Subject{Digest: child.Digest.String()}, "attestation manifest; listed, not verified as an image", "", "")
 			r.images = append(r.images, cw)
@@ -431,7 +431,8 @@ func (r *run) markArtifact(ctx context.Context, d ocispec.Descriptor) {
 	}
 }
 
-func isAttestation(d ocispec.Descriptor) bool {
+// IsAttestation reports whether an index entry is a BuildKit attestation manifest.
+func IsAttestation(d ocispec.Descriptor) bool {
 	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
 }
 
@@ -439,13 +440,14 @@ func platformOfAttestation(d ocispec.Descriptor, idx ocispec.Index) string {
 	ref := d.Annotations["vnd.docker.reference.digest"]
 	for _, m := range idx.Manifests {
 		if m.Digest.String() == ref {
-			return "for " + platformString(m.Platform)
+			return "for " + PlatformString(m.Platform)
 		}
 	}
 	return "of " + report.Short(d.Digest.String())
 }
 
-func platformString(p *ocispec.Platform) string {
+// PlatformString renders os/arch[/variant], or "" when the platform is unknown.
+func PlatformString(p *ocispec.Platform) string {
 	if p == nil || (p.OS == "" && p.Architecture == "") {
 		return ""
 	}
@@ -456,13 +458,16 @@ func platformString(p *ocispec.Platform) string {
 	return s
 }
 
-// platformSelected matches a platform against --platform, treating a missing
-// variant in the selector as a wildcard and arm64's v8 as its default.
-func (r *run) platformSelected(plat string) bool {
-	if len(r.v.opts.Platforms) == 0 || plat == "" {
-		return len(r.v.opts.Platforms) == 0 || plat == ""
+func (r *run) platformSelected(plat string) bool { return PlatformSelected(r.v.opts.Platforms, plat) }
+
+// PlatformSelected matches a platform against --platform selectors, treating
+// a missing variant in a selector as a wildcard and arm64's v8 as its
+// default. No selectors select everything; an unknown platform only then.
+func PlatformSelected(sels []string, plat string) bool {
+	if len(sels) == 0 || plat == "" {
+		return len(sels) == 0 || plat == ""
 	}
-	for _, sel := range r.v.opts.Platforms {
+	for _, sel := range sels {
 		if sel == plat || strings.HasPrefix(plat, sel+"/") || sel == plat+"/v8" && strings.HasSuffix(plat, "arm64") {
 			return true
 		}
@@ -651,7 +656,7 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 		}
 	}
 	if cfg != nil {
-		if p := platformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); w.platform == "" {
+		if p := PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); w.platform == "" {
 			w.platform = p
 		} else if p != "" && !strings.HasPrefix(w.platform, "manifests[") && !samePlatform(w.platform, p) {
 			w.add(report.IndexPlatform, nil, cfgSubj, "the index and the config disagree on the platform", w.platform, p)

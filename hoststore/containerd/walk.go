@@ -133,33 +133,9 @@ func isManifestType(mt string) bool {
 	return mt == ocispec.MediaTypeImageManifest || mt == verify.MediaTypeDockerManifest
 }
 
-func isAttestation(d ocispec.Descriptor) bool {
-	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
-}
-
-func platformString(p *ocispec.Platform) string {
-	if p == nil || (p.OS == "" && p.Architecture == "") {
-		return ""
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
 // platformSelected follows the verifier's --platform matching.
 func (a *auditor) platformSelected(plat string) bool {
-	sels := a.st.opts.Platforms
-	if len(sels) == 0 || plat == "" {
-		return len(sels) == 0 || plat == ""
-	}
-	for _, sel := range sels {
-		if sel == plat || strings.HasPrefix(plat, sel+"/") || sel == plat+"/v8" && strings.HasSuffix(plat, "arm64") {
-			return true
-		}
-	}
-	return false
+	return verify.PlatformSelected(a.st.opts.Platforms, plat)
 }
 
 func (a *auditor) walkIndex(t *imgTarget, desc ocispec.Descriptor, data []byte, depth int, refOnly bool) {
@@ -175,11 +151,11 @@ func (a *auditor) walkIndex(t *imgTarget, desc ocispec.Descriptor, data []byte, 
 		if c.Digest.Validate() != nil {
 			continue
 		}
-		if isAttestation(c) {
+		if verify.IsAttestation(c) {
 			a.walk(t, c, depth+1, "", true, true)
 			continue
 		}
-		plat := platformString(c.Platform)
+		plat := verify.PlatformString(c.Platform)
 		sel := a.platformSelected(plat)
 		if plat == "" {
 			plat = fmt.Sprintf("manifests[%d]", i)
@@ -214,7 +190,7 @@ func (a *auditor) walkManifest(t *imgTarget, desc ocispec.Descriptor, data []byt
 		}
 	}
 	if platform == "" && cfg != nil {
-		platform = platformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+		platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	}
 	subj := report.Subject{Image: t.name, Platform: platform}
 	if childOfIndex && t.ns.Blobs[desc.Digest] == nil {
