@@ -39,6 +39,11 @@ type Options struct {
 	// LayerObservers, when set, returns observers to attach to the pass of
 	// one layer blob (analysis). Called once per distinct blob.
 	LayerObservers func(key string) []Observer
+	// LayerTaps, when set, returns taps to attach to the pass of one layer
+	// blob (a tar-split capture beside the hashing). Called once per
+	// distinct blob, before its pass; the blob's Location is what the
+	// report's Layer.Location shows.
+	LayerTaps func(b source.Blob) []io.Writer
 	// Progress is called after each layer pass with the bytes it read. It may
 	// be called from several goroutines at once.
 	Progress func(location string, bytes int64)
@@ -169,6 +174,9 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 	opts := r.v.opts.Pass
 	if r.v.opts.LayerObservers != nil {
 		opts.Observers = append(append([]Observer(nil), opts.Observers...), r.v.opts.LayerObservers(b.Key())...)
+	}
+	if r.v.opts.LayerTaps != nil {
+		opts.Taps = append(append([]io.Writer(nil), opts.Taps...), r.v.opts.LayerTaps(b)...)
 	}
 	res, err := Pass(ctx, rd, opts)
 	if err != nil && ctx.Err() != nil {
@@ -756,6 +764,9 @@ func (r *run) runJob(ctx context.Context, j *layerJob) {
 	opts.NoTarWalk = !j.walkTar
 	if j.walkTar && r.v.opts.LayerObservers != nil {
 		opts.Observers = append(append([]Observer(nil), opts.Observers...), r.v.opts.LayerObservers(j.blob.Key())...)
+	}
+	if j.walkTar && r.v.opts.LayerTaps != nil {
+		opts.Taps = append(append([]io.Writer(nil), opts.Taps...), r.v.opts.LayerTaps(j.blob)...)
 	}
 	j.res, j.err = Pass(ctx, rc, opts)
 	j.done = true
