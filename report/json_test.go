@@ -148,6 +148,7 @@ func TestJSONMatchesSchema(t *testing.T) {
 		"nil slices":    {SchemaVersion: SchemaVersion, Images: []Image{{Name: "x", Status: StatusOK}}, Summary: Summary{Verdict: VerdictOK}},
 		"merged":        merged,
 		"every finding": everyCheckReport(),
+		"sharded":       sharded(),
 	}
 	for name, r := range reports {
 		t.Run(name, func(t *testing.T) {
@@ -160,6 +161,12 @@ func TestJSONMatchesSchema(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sharded() *Report {
+	r := sampleReport()
+	r.Shard = &Shard{Index: 2, Count: 3, Inputs: 7}
+	return r
 }
 
 // everyCheckReport has one finding per catalog check with every subject

@@ -111,6 +111,7 @@ type Report struct {
 	Tool          Tool      `json:"tool"`
 	Command       string    `json:"command"`
 	Source        string    `json:"source"`
+	Shard         *Shard    `json:"shard,omitempty"` // set when --shard split the inputs
 	Images        []Image   `json:"images"`
 	Findings      []Finding `json:"findings"`
 	Problems      []Problem `json:"problems,omitempty"`

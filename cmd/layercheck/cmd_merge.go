@@ -42,10 +42,25 @@ func (c *mergeCmd) Run(g *Globals, env *Env) error {
 		}
 		reports = append(reports, r)
 	}
+	missing, duplicated, err := report.ShardCoverage(reports...)
+	if err != nil {
+		env.Code = ExitCannotCheck
+		return fmt.Errorf("merge: %w", err)
+	}
 	rep, err := report.Merge(reports...)
 	if err != nil {
 		env.Code = ExitCannotCheck
 		return err
+	}
+	if len(duplicated) > 0 {
+		fmt.Fprintf(env.Stderr, "layercheck: warning: shard %s given more than once (joined once)\n", joinInts(duplicated))
+	}
+	if len(missing) > 0 {
+		// A missing shard's inputs were not verified: the merged report is
+		// incomplete, like a run that could not check some inputs.
+		fmt.Fprintf(env.Stderr, "layercheck: warning: shard %s of %d missing; its inputs are not in the merged report\n", joinInts(missing), shardCount(reports))
+		rep.Problems = append(rep.Problems, report.Problem{Message: fmt.Sprintf("merge: shard %s of %d missing: its inputs were not verified", joinInts(missing), shardCount(reports))})
+		rep.Normalize()
 	}
 	applyPolicies(rep, &g.policy, refs)
 	if err := writeOutputs(env, outs, rep, g); err != nil {
@@ -68,4 +83,22 @@ func readReportFile(path string) (*report.Report, error) {
 		return nil, fmt.Errorf("merge: %s: %w", path, err)
 	}
 	return r, nil
+}
+
+func joinInts(is []int) string {
+	ss := make([]string, len(is))
+	for i, n := range is {
+		ss[i] = fmt.Sprint(n)
+	}
+	return strings.Join(ss, ", ")
+}
+
+// shardCount is the number of shards of the first sharded report.
+func shardCount(reports []*report.Report) int {
+	for _, r := range reports {
+		if r.Shard != nil {
+			return r.Shard.Count
+		}
+	}
+	return 0
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +23,16 @@ type remoteCmd struct {
 	ConnectTimeout        time.Duration `default:"30s" help:"Time allowed to connect and complete the TLS handshake."`
 	Retries               int           `default:"5" help:"Retries of a failed request or an interrupted blob transfer (429 honouring Retry-After, 5xx, resets, timeouts)."`
 	StreamsPerHost        int           `default:"8" help:"Blob downloads open at once to one host."`
+	shardFlag
 }
 
 func (c *remoteCmd) Run(g *Globals, env *Env) error {
-	refs, err := c.refs()
+	sh, err := parseShard(c.Shard)
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	allRefs, err := c.refs()
 	if err != nil {
 		env.Code = ExitUsage
 		return err
@@ -61,8 +64,9 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 	}
 	// Every reference is parsed before anything is fetched: a typo is a
 	// usage error, not a network one.
-	srcs := make(map[string]*registryclient.Source, len(refs))
-	for _, r := range refs {
+	// The whole list is parsed, so every shard refuses the same typo.
+	srcs := make(map[string]*registryclient.Source, len(allRefs))
+	for _, r := range allRefs {
 		s, err := client.Open(r)
 		if err != nil {
 			env.Code = ExitUsage
@@ -70,6 +74,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		}
 		srcs[r] = s
 	}
+	refs := applyShard(sh, allRefs)
 	// Resolve every reference at once in the background, so the round trips
 	// of later references overlap the layers of earlier ones; verifySources
 	// then verifies them into one report, sharing the client's connections,
@@ -91,7 +96,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		// Network transfers overlap well beyond the CPU count.
 		g.Jobs = max(runtime.NumCPU(), 4)
 	}
-	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, func(name string, _ *Globals) (source.Source, error) {
+	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(name string, _ *Globals) (source.Source, error) {
 		return srcs[name], nil
 	})
 }
@@ -100,35 +105,13 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 func (c *remoteCmd) refs() ([]string, error) {
 	all := append([]string(nil), c.Refs...)
 	if c.File != "" {
-		f, err := os.Open(c.File)
+		more, err := readList(c.File, "reference", false)
 		if err != nil {
-			return nil, &usageError{fmt.Sprintf("-f: %v", err)}
+			return nil, err
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for n := 1; sc.Scan(); n++ {
-			line, _, _ := strings.Cut(sc.Text(), "#")
-			line = strings.TrimSpace(line)
-			if line == "" {
-				continue
-			}
-			if strings.ContainsAny(line, " \t") {
-				return nil, &usageError{fmt.Sprintf("%s:%d: one reference per line, got %q", c.File, n, line)}
-			}
-			all = append(all, line)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, &usageError{fmt.Sprintf("-f %s: %v", c.File, err)}
-		}
+		all = append(all, more...)
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range all {
-		if !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
+	out := dedup(all)
 	if len(out) == 0 {
 		return nil, &usageError{"no image reference: give at least one REF or -f FILE"}
 	}

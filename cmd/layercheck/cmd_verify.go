@@ -20,20 +20,57 @@ type selection struct {
 
 type tarCmd struct {
 	selection
-	Archives []string `arg:"" name:"archive" help:"docker save tarball or OCI archive (plain, .gz or .zst; detected by content)." type:"existingfile"`
+	Archives []string `arg:"" optional:"" name:"archive" help:"docker save tarball or OCI archive (plain, .gz or .zst; detected by content)." type:"existingfile"`
+	File     string   `short:"f" help:"Also read archive paths from FILE, one per line; blank lines and # comments are skipped." placeholder:"FILE"`
+	shardFlag
 }
 
 type layoutCmd struct {
 	selection
-	Dirs []string `arg:"" name:"dir" help:"OCI image layout directory." type:"existingdir"`
+	Dirs []string `arg:"" optional:"" name:"dir" help:"OCI image layout directory." type:"existingdir"`
+	File string   `short:"f" help:"Also read layout directories from FILE, one per line; blank lines and # comments are skipped." placeholder:"FILE"`
+	shardFlag
 }
 
 func (c *tarCmd) Run(g *Globals, env *Env) error {
-	return verifySources(env, g, "tar", c.selection, c.Archives, openArchive)
+	names, sh, err := inputList(c.Archives, c.File, c.Shard, "archive")
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	return verifySources(env, g, "tar", c.selection, names, sh, openArchive)
 }
 
 func (c *layoutCmd) Run(g *Globals, env *Env) error {
-	return verifySources(env, g, "layout", c.selection, c.Dirs, openLayout)
+	names, sh, err := inputList(c.Dirs, c.File, c.Shard, "layout directory")
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	return verifySources(env, g, "layout", c.selection, names, sh, openLayout)
+}
+
+// inputList gathers the inputs of the arguments and of -f (each once, in
+// order) and applies --shard. It is a usage error when there is no input
+// at all; a shard may be left with none.
+func inputList(args []string, file, shard, what string) ([]string, *report.Shard, error) {
+	sh, err := parseShard(shard)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := append([]string(nil), args...)
+	if file != "" {
+		more, err := readList(file, what, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, more...)
+	}
+	all = dedup(all)
+	if len(all) == 0 {
+		return nil, nil, &usageError{fmt.Sprintf("no %s: give at least one or -f FILE", what)}
+	}
+	return applyShard(sh, all), sh, nil
 }
 
 func openArchive(path string, g *Globals) (source.Source, error) {
@@ -61,7 +98,8 @@ func (g *Globals) verifierOptions(sel selection) verify.Options {
 }
 
 // verifySources verifies each named source into one report and writes it.
-func verifySources(env *Env, g *Globals, command string, sel selection, names []string, open func(string, *Globals) (source.Source, error)) error {
+// sh, when not nil, is recorded in the report (--shard).
+func verifySources(env *Env, g *Globals, command string, sel selection, names []string, sh *report.Shard, open func(string, *Globals) (source.Source, error)) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
 	if err != nil {
 		env.Code = ExitUsage
@@ -101,6 +139,7 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 	}
 	prog.done()
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
+	rep.Shard = sh
 	applyPolicies(rep, &g.policy, policyRefs(command, names))
 	if werr := writeOutputs(env, outs, rep, g); werr != nil {
 		env.Code = ExitCannotCheck
