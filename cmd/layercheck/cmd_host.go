@@ -92,6 +92,10 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 		env.Code = ExitUsage
 		return err
 	}
+	if err := g.policy.validate(); err != nil {
+		env.Code = ExitUsage
+		return err
+	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	stores, err := c.auditors(g, prog)
 	if err != nil {
@@ -120,6 +124,10 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	}
 	prog.done()
 	rep := b.Finish("host", strings.Join(names, ", "), toolVersion())
+	// Host images are addressed by content: --require-digest has no
+	// references to judge; the platform, layer size and media type
+	// policies apply to the audited images as to any report.
+	applyPolicies(rep, &g.policy, policyRefs("host", c.Images))
 	if werr := writeOutputs(env, outs, rep, g); werr != nil {
 		env.Code = ExitCannotCheck
 		return werr

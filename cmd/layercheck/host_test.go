@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,5 +111,88 @@ func TestHostCommandErrors(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "host", "--root", s.Root, "nosuch:tag"); code != ExitCannotCheck || !strings.Contains(errOut, "nosuch:tag") {
 		t.Errorf("host with an unknown image: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestHostPolicies: the CI policy flags judge host images like any report:
+// the platform comes from each image config, layer sizes from the rebuilt
+// streams; each violation is a policy-* error finding and exit 1.
+func TestHostPolicies(t *testing.T) {
+	s := hostStore(t)
+	app := s.Images["app"]
+	policyFindings := func(r *report.Report, check report.Check) []report.Finding {
+		var out []report.Finding
+		for _, f := range r.Findings {
+			if f.Check == check {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	run := func(args ...string) (*report.Report, int) {
+		t.Helper()
+		jsonOut := filepath.Join(t.TempDir(), "report.json")
+		out, errOut, code := runCLI(t, append([]string{"host", "--root", s.Root, "-o", "json=" + jsonOut}, args...)...)
+		if code != ExitOK && code != ExitFindings {
+			t.Fatalf("host %v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+		return readReport(t, jsonOut), code
+	}
+
+	// Passing: the store's images are linux/amd64 and every layer is small.
+	r, code := run("--require-platforms", "linux/amd64", "--max-layer-size", "1000000", "--allowed-media-types", "application/vnd.oci.image.layer.v1.tar", "--require-digest")
+	if code != ExitOK {
+		t.Fatalf("policies that hold: exit %d, findings %+v", code, r.Findings)
+	}
+	for _, img := range r.Images {
+		if img.Platform != "linux/amd64" {
+			t.Errorf("image %s has platform %q in the report, want the config's linux/amd64", img.Name, img.Platform)
+		}
+	}
+
+	// Failing platform: every image name lacks linux/arm64.
+	r, code = run("--require-platforms", "linux/arm64", "example.com/app:1")
+	fs := policyFindings(r, report.PolicyPlatforms)
+	if code != ExitFindings || len(fs) != 1 {
+		t.Fatalf("--require-platforms linux/arm64: exit %d, %d policy findings, want 1 and exit 1: %+v", code, len(fs), r.Findings)
+	}
+	if fs[0].Subject.Image != "example.com/app:1" || fs[0].Actual != "linux/amd64" || fs[0].Severity != report.Error {
+		t.Errorf("platform finding = %+v", fs[0])
+	}
+
+	// Failing size: the limit just below the app's largest rebuilt layer.
+	var largest int64
+	var largestIdx int
+	for _, img := range r.Images {
+		if img.ConfigDigest != app.ID.String() {
+			continue
+		}
+		for _, l := range img.Layers {
+			if l.TarSize > largest {
+				largest, largestIdx = l.TarSize, l.Index
+			}
+		}
+	}
+	if largest == 0 {
+		t.Fatalf("the app image's layers have no rebuilt size in the report")
+	}
+	r, code = run("--max-layer-size", strconv.FormatInt(largest-1, 10), "example.com/app:1")
+	fs = policyFindings(r, report.PolicyLayerSize)
+	if code != ExitFindings || len(fs) == 0 {
+		t.Fatalf("--max-layer-size %d: exit %d, findings %+v", largest-1, code, r.Findings)
+	}
+	var named bool
+	for _, f := range fs {
+		if f.Subject.Image == "example.com/app:1" && f.Subject.Layer != nil && *f.Subject.Layer == largestIdx {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("no layer-size finding names app layer %d: %+v", largestIdx, fs)
+	}
+
+	// A malformed policy flag is a usage error before anything is read.
+	if out, _, code := runCLI(t, "host", "--root", s.Root, "--require-platforms", "linux"); code != ExitUsage {
+		t.Errorf("--require-platforms linux: exit %d, want %d\n%s", code, ExitUsage, out)
 	}
 }

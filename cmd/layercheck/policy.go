@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/verify"
 )
 
 // policy holds the CI policy flags. They are applied to the finished report
@@ -79,23 +80,6 @@ func parsePlatform(s string) (platform, error) {
 	return p, nil
 }
 
-// satisfies reports whether an image of platform have meets the required
-// platform want: same os and architecture, and the same variant when want
-// names one (arm64 without variant is arm64/v8).
-func (want platform) satisfies(have platform) bool {
-	if want.os != have.os || want.arch != have.arch {
-		return false
-	}
-	if want.variant == "" {
-		return true
-	}
-	hv := have.variant
-	if have.arch == "arm64" && hv == "" {
-		hv = "v8"
-	}
-	return want.variant == hv
-}
-
 // platformFindings reports, per image name (the reference of remote, the
 // name or tag of an archive image), each required platform none of its
 // verified images has. Names with no verified image are left alone: what
@@ -118,13 +102,15 @@ func platformFindings(rep *report.Report, required []string) []report.Finding {
 	var fs []report.Finding
 	for _, name := range names {
 		for _, req := range required {
-			want, err := parsePlatform(req)
-			if err != nil {
+			want := strings.TrimSpace(req)
+			if _, err := parsePlatform(want); err != nil {
 				continue // validate refused it before
 			}
+			// A required platform without variant accepts any variant, and
+			// arm64 without variant is arm64/v8, as --platform selects.
 			found := false
 			for _, h := range have[name] {
-				if hp, err := parsePlatform(h); err == nil && want.satisfies(hp) {
+				if verify.PlatformSelected([]string{want}, h) {
 					found = true
 					break
 				}

@@ -203,7 +203,7 @@ func (l *findingList) all() []report.Finding {
 func (a *audit) emit() {
 	reported := map[*layerRec]bool{}
 	for _, img := range a.selected {
-		ri := report.Image{Name: img.name, Tags: img.refs, ConfigDigest: img.id.String()}
+		ri := report.Image{Name: img.name, Tags: img.refs, Platform: img.platform, ConfigDigest: img.id.String()}
 		for _, f := range img.fs.all() {
 			f.Subject.Image = img.name
 			a.b.Add(f)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // imageRec is one imagedb entry.
@@ -25,6 +27,7 @@ type imageRec struct {
 	chain    []digest.Digest
 	refs     []string // repositories.json references, tags first
 	name     string   // how the report names it: first tag, else the ID
+	platform string   // the config's os/arch[/variant], "" when it names none
 	children int      // images whose metadata parent this is
 	fs       findingList
 }
@@ -35,7 +38,10 @@ func (img *imageRec) subject() report.Subject {
 
 // imageConfig is the part of an image config the audit reads.
 type imageConfig struct {
-	RootFS *struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant"`
+	RootFS       *struct {
 		Type    string   `json:"type"`
 		DiffIDs []string `json:"diff_ids"`
 	} `json:"rootfs"`
@@ -87,6 +93,7 @@ func (a *audit) parseConfig(img *imageRec, data []byte) {
 		img.fs.add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config is not valid JSON: %v", err))
 		return
 	}
+	img.platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	if cfg.RootFS == nil {
 		img.fs.add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config has no rootfs"))
 		return
