@@ -91,6 +91,8 @@ type Image struct {
 	ConfigDigest      string   `json:"configDigest,omitempty"` // the image ID
 	Layers            []Layer  `json:"layers"`
 	Status            Status   `json:"status"`
+	// Analysis is the layer analysis (--analyze); nil when not asked for.
+	Analysis *ImageAnalysis `json:"analysis,omitempty"`
 }
 
 // Summary counts what a report holds.

@@ -105,6 +105,9 @@ func (p *textPrinter) image(img *Image, fs []Finding) {
 				humanSize(l.Size), dash(clean(Short(l.Digest))), dash(clean(Short(l.DiffID))), dash(clean(Short(l.ChainID))))
 		}
 	}
+	if img.Analysis != nil {
+		p.linef("  %s", analysisSummary(img.Analysis))
+	}
 	if len(fs) > 0 {
 		p.linef("  Findings:")
 		p.findings(fs, true)

@@ -26,6 +26,7 @@ func (r *run) finish(ctx context.Context) {
 		}
 		if !w.artifact {
 			img.Layers = r.layerResults(w)
+			img.Analysis = r.imageAnalysis(w)
 		}
 		for i := range w.findings {
 			w.findings[i].Subject.Image = w.name

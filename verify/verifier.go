@@ -44,6 +44,9 @@ type Options struct {
 	// distinct blob, before its pass; the blob's Location is what the
 	// report's Layer.Location shows.
 	LayerTaps func(b source.Blob) []io.Writer
+	// Analysis, when set, runs the layer analysis in every layer's pass and
+	// adds it to each image (report.Image.Analysis); see analysis.go.
+	Analysis *AnalysisOptions
 	// Progress is called after each layer pass with the bytes it read. It may
 	// be called from several goroutines at once.
 	Progress func(location string, bytes int64)
@@ -82,6 +85,9 @@ var ErrNoMatch = errors.New("nothing matches the selection")
 // (unreadable, cancelled); data problems are findings.
 func (v *Verifier) Verify(ctx context.Context, src source.Source, b *report.Builder) error {
 	r := &run{v: v, src: src, b: b, jobs: map[string]*layerJob{}, referenced: map[string]bool{}}
+	if v.opts.Analysis != nil {
+		r.analysis = &analysisSet{opts: *v.opts.Analysis, byKey: map[string]*LayerAnalyzer{}}
+	}
 	return r.do(ctx)
 }
 
@@ -94,6 +100,7 @@ type run struct {
 	referenced map[string]bool
 	images     []*imageWork
 	filtered   bool
+	analysis   *analysisSet // nil unless Options.Analysis
 }
 
 // layerJob is one distinct stored blob and what its pass measured.
@@ -177,6 +184,9 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 	}
 	if r.v.opts.LayerTaps != nil {
 		opts.Taps = append(append([]io.Writer(nil), opts.Taps...), r.v.opts.LayerTaps(b)...)
+	}
+	if obs := r.analysisObservers(b.Key()); obs != nil {
+		opts.Observers = append(append([]Observer(nil), opts.Observers...), obs...)
 	}
 	res, err := Pass(ctx, rd, opts)
 	if err != nil && ctx.Err() != nil {
@@ -767,6 +777,11 @@ func (r *run) runJob(ctx context.Context, j *layerJob) {
 	}
 	if j.walkTar && r.v.opts.LayerTaps != nil {
 		opts.Taps = append(append([]io.Writer(nil), opts.Taps...), r.v.opts.LayerTaps(j.blob)...)
+	}
+	if j.walkTar {
+		if obs := r.analysisObservers(j.blob.Key()); obs != nil {
+			opts.Observers = append(append([]Observer(nil), opts.Observers...), obs...)
+		}
 	}
 	j.res, j.err = Pass(ctx, rc, opts)
 	j.done = true
