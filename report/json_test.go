@@ -149,6 +149,7 @@ func TestJSONMatchesSchema(t *testing.T) {
 		"merged":        merged,
 		"every finding": everyCheckReport(),
 		"sharded":       sharded(),
+		"analysed":      analysed(),
 	}
 	for name, r := range reports {
 		t.Run(name, func(t *testing.T) {
@@ -166,6 +167,17 @@ func TestJSONMatchesSchema(t *testing.T) {
 func sharded() *Report {
 	r := sampleReport()
 	r.Shard = &Shard{Index: 2, Count: 3, Inputs: 7}
+	return r
+}
+
+func analysed() *Report {
+	r := sampleReport()
+	r.Images[0].Analysis = &ImageAnalysis{
+		Layers: []LayerAnalysis{{Index: 0, Entries: 3, Regular: 2, Dirs: 1, Bytes: 30, CompressionRatio: 2.5, HiddenFiles: 1, HiddenBytes: 10,
+			Largest: []FileSize{{"a", 20}, {"b", 10}}, Truncated: true, Partial: true}},
+		Files: 2, Bytes: 30, WastedBytes: 20, Efficiency: 0.5, HiddenFiles: 1, HiddenBytes: 10,
+		Inefficiencies: []PathWaste{{"b", 2, 20}}, Truncated: true, Partial: true,
+	}
 	return r
 }
 
