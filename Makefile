@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 SAMPLE   := testdata/sample.tar
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test test-short lint fmt vet e2e bench fuzz clean
+.PHONY: all build demo test test-short lint fmt vet e2e bench bench-host fuzz clean
 
 all: build
 
@@ -42,6 +42,10 @@ fuzz:
 ## bench: the ~1 GiB benchmark against crane and the standard-tool floor (see BENCHMARKS.md)
 bench: build
 	scripts/bench.sh
+
+## bench-host: layercheck host against docker save on a ~0.85 GiB image in a private dockerd (root; see BENCHMARKS.md)
+bench-host:
+	scripts/bench-host.sh
 
 clean:
 	rm -rf bin .bench

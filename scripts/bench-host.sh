@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# make bench-host: the speed benchmark of issue 5. Generates the engine bench
+# image (fixtures/gen -bench, 8 layers, ~0.85 GiB uncompressed) as a docker
+# save tarball, starts a private dockerd (overlay2, its own data root, exec
+# root, socket and pidfile under a temporary directory, no networking), docker
+# loads the image, then times in the same run, median of $BENCH_RUNS:
+#   - docker save IMAGE > /dev/null  (Docker rebuilds every layer's tar stream
+#     from tar-split and the overlay2 diff directory and checks its diffID)
+#   - layercheck host --root DATAROOT -q IMAGE  (the same rebuild, plus every
+#     file's CRC-64, lstat against each header and the directory walk)
+#   - a floor: openssl dgst -sha256 of the same uncompressed layer tars, two at
+#     a time (the machine has 2 cores)
+# BENCH_CACHE=cold (the default where /proc/sys/vm/drop_caches is writable)
+# drops the page cache before every timed run, so every side reads from disk;
+# BENCH_CACHE=warm runs each side once untimed first and times it warm.
+# Needs root (dockerd). Prints one Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH=${BENCH_DIR:-.bench/host}
+SIZE=${BENCH_SIZE:-912680550} # 0.85 GiB
+RUNS=${BENCH_RUNS:-3}
+JOBS=${BENCH_JOBS:-}
+IMAGE=layercheck.dev/bench:1
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench-host starts a dockerd: run it as root (sudo make bench-host)" >&2; exit 1
+fi
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need /usr/bin/time; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
+for t in dockerd docker openssl python3; do
+  need "$t" || { echo "bench-host needs $t" >&2; exit 1; }
+done
+CACHE=${BENCH_CACHE:-}
+if [ -z "$CACHE" ]; then
+  if sync && echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then CACHE=cold; else CACHE=warm; fi
+fi
+
+LC=bin/layercheck
+go build -trimpath -o "$LC" ./cmd/layercheck
+
+mkdir -p "$BENCH"
+if [ ! -f "$BENCH/docker-save.tar" ] || [ "$(cat "$BENCH/size" 2>/dev/null)" != "$SIZE" ]; then
+  echo "generating the benchmark image ($SIZE bytes, 8 layers) in $BENCH" >&2
+  rm -rf "$BENCH"; mkdir -p "$BENCH"
+  go run ./fixtures/gen -bench "$BENCH" -size "$SIZE" >&2
+  rm -rf "$BENCH/oci" # only the docker save is used here
+  # The floor hashes the uncompressed layer tars as plain files (not timed).
+  mkdir -p "$BENCH/save" && tar -xf "$BENCH/docker-save.tar" -C "$BENCH/save"
+  echo "$SIZE" >"$BENCH/size"
+fi
+SAVE_LAYERS=$(cd "$BENCH/save" && python3 -c 'import json;print(" ".join(json.load(open("manifest.json"))[0]["Layers"]))')
+IMAGE_BYTES=$(cd "$BENCH/save" && stat -L -c %s $SAVE_LAYERS | awk '{s+=$1} END{print s}')
+
+# The private dockerd: everything under one temporary directory, removed on exit.
+TMP=$(mktemp -d "${TMPDIR:-/var/tmp}/layercheck-bench-host.XXXXXX")
+DATA=$TMP/data
+SOCK=$TMP/docker.sock
+PIDFILE=$TMP/docker.pid
+mkdir -p "$DATA" "$TMP/exec" "$TMP/client"
+echo '{}' >"$TMP/client/config.json"
+echo "{\"deprecated-key-path\": \"$TMP/key.json\"}" >"$TMP/daemon.json"
+cleanup() {
+  if [ -f "$PIDFILE" ]; then
+    local pid
+    pid=$(cat "$PIDFILE")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  # dockerd unmounts on a clean stop; anything left is unmounted before removal.
+  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$TMP/client DOCKER_CLI_HINTS=false
+dockerd --config-file "$TMP/daemon.json" --data-root "$DATA" --exec-root "$TMP/exec" \
+  -H "unix://$SOCK" --pidfile "$PIDFILE" --storage-driver=overlay2 \
+  --iptables=false --ip6tables=false --ip-masq=false --bridge=none --userland-proxy=false \
+  --log-level warn >"$TMP/dockerd.log" 2>&1 &
+for i in $(seq 120); do
+  docker info --format '{{.Driver}}' >/dev/null 2>&1 && break
+  [ "$i" = 120 ] && { echo "dockerd did not start:" >&2; tail -20 "$TMP/dockerd.log" >&2; exit 1; }
+  sleep 0.5
+done
+[ "$(docker info --format '{{.Driver}}')" = overlay2 ] || { echo "dockerd is not running overlay2" >&2; exit 1; }
+echo "loading the image into the private dockerd" >&2
+docker load -q -i "$BENCH/docker-save.tar" >/dev/null
+DPID=$(cat "$PIDFILE")
+
+JFLAG=()
+[ -n "$JOBS" ] && JFLAG=(-j "$JOBS")
+# The audit must be clean, or the timing means nothing.
+if ! "$LC" host --root "$DATA" -q "${JFLAG[@]}" "$IMAGE" >&2; then
+  echo "layercheck host did not find the bench image clean" >&2; exit 1
+fi
+
+# cpu_of PID: user+system CPU seconds of a process and its waited-for children.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$1/stat"; }
+
+floor() {
+  (cd "$BENCH/save" && printf '%s\n' $SAVE_LAYERS | xargs -P 2 -n 1 openssl dgst -sha256 >/dev/null)
+}
+save() { docker save "$IMAGE" >/dev/null; }
+audit() { "$LC" host --root "$DATA" -q $JOBS_FLAG "$IMAGE" >/dev/null; }
+export -f floor save audit; export BENCH SAVE_LAYERS IMAGE LC DATA
+export JOBS_FLAG="${JFLAG[*]:-}"
+
+# time_cmd LABEL FUNC: median wall time, median CPU seconds and the peak RSS
+# (KiB) over $RUNS runs. For docker save the CPU is dockerd's (and its
+# containerd's), read from /proc before and after: the CLI only copies bytes.
+declare -A WALL CPU RSS
+time_cmd() {
+  local label=$1 fn=$2 walls=() cpus=() rss=0 e u s m
+  [ "$CACHE" = warm ] && bash -c "$fn" >/dev/null 2>&1
+  for _ in $(seq "$RUNS"); do
+    sync
+    [ "$CACHE" = cold ] && echo 3 >/proc/sys/vm/drop_caches
+    local tf c0 out
+    tf=$(mktemp)
+    c0=$(cpu_of "$DPID")
+    /usr/bin/time -f '%e %U %S %M' -o "$tf" bash -c "$fn"
+    out=$(tail -1 "$tf"); rm -f "$tf"
+    read -r e u s m <<<"$out"
+    walls+=("$e")
+    if [ "$fn" = save ]; then
+      cpus+=("$(awk -v a="$c0" -v b="$(cpu_of "$DPID")" -v u="$u" -v s="$s" 'BEGIN{print b-a+u+s}')")
+    else
+      cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')")
+    fi
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  WALL[$label]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  CPU[$label]=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  RSS[$label]=$rss
+}
+
+time_cmd save save
+time_cmd lc audit
+time_cmd floor floor
+
+mbs() { awk -v b="$IMAGE_BYTES" -v t="$1" 'BEGIN{printf "%.0f", b/1e6/t}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
+cat <<TABLE
+Image: $IMAGE, $(awk -v b="$IMAGE_BYTES" 'BEGIN{printf "%.2f GiB", b/1073741824}') of uncompressed layers ($IMAGE_BYTES bytes), overlay2; page cache: $CACHE; median of $RUNS; $(nproc) CPUs; load before the run: $(cut -d' ' -f1-3 /proc/loadavg)
+
+| what | wall (s) | MB/s | CPU (s) | MB per CPU-s | docker save / this | peak RSS (MiB) |
+|---|---|---|---|---|---|---|
+| docker save IMAGE > /dev/null (dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)) | ${WALL[save]} | $(mbs "${WALL[save]}") | ${CPU[save]} | $(mbs "${CPU[save]}") | 1.00x | - (work done in dockerd) |
+| layercheck host -q IMAGE | ${WALL[lc]} | $(mbs "${WALL[lc]}") | ${CPU[lc]} | $(mbs "${CPU[lc]}") | $(ratio "${WALL[save]}" "${WALL[lc]}") | $(( ${RSS[lc]} / 1024 )) |
+| floor: openssl dgst -sha256 of the layer tars, 2 at a time | ${WALL[floor]} | $(mbs "${WALL[floor]}") | ${CPU[floor]} | $(mbs "${CPU[floor]}") | $(ratio "${WALL[save]}" "${WALL[floor]}") | - |
+
+layercheck host: $(ratio "${WALL[save]}" "${WALL[lc]}") faster than docker save (target 4x), $(ratio "${WALL[lc]}" "${WALL[floor]}") of the sha256 floor's time.
+TABLE
