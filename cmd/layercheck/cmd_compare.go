@@ -12,26 +12,54 @@ import (
 )
 
 type compareCmd struct {
-	Artifact string   `arg:"" name:"artifact" help:"docker save tarball (plain, .gz or .zst) or OCI layout (directory or tar): what a build produced."`
-	Ref      string   `arg:"" name:"ref" help:"Registry reference it should equal: localhost:5000/app:1, ghcr.io/org/app@sha256:…"`
+	Source   string   `arg:"" name:"source" help:"What to compare. With REF: a docker save tarball (plain, .gz or .zst) or OCI layout (directory or tar). Without REF: a host image of the Docker store at --root (name:tag, name@sha256:…, or an image ID or unique prefix); with --root, a path or a registry reference with a registry host (localhost:5000/app:1, ghcr.io/o/a@sha256:…) is instead compared as a source against the store."`
+	Ref      string   `arg:"" optional:"" name:"ref" help:"Registry reference the artifact should equal: localhost:5000/app:1, ghcr.io/org/app@sha256:…"`
 	Image    []string `help:"When the artifact holds several images: compare only this one (name, tag, or image/manifest digest prefix)." placeholder:"REF|ID"`
 	Platform []string `help:"Compare only these platforms (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
+
+	Root   string `help:"Docker data root to compare with (default /var/lib/docker for a host image); opened read-only. With a SOURCE that is a path or a registry reference with a registry host, the source's own bytes are checked against this store's layerdb and tar-splits." placeholder:"DATAROOT"`
+	Driver string `help:"Graph driver of --root when image/ holds several." placeholder:"NAME"`
+	Remote string `help:"Registry reference to compare a host image with, instead of the repo@sha256: reference repositories.json records for it." placeholder:"REF"`
+	Deep   bool   `help:"Also prove the bytes: capture each registry (or source) layer's tar-split while it is read, compare it entry by entry with the host's tar-split.json.gz, and rebuild each host layer from disk as layercheck host does (its diffID and every file)."`
 
 	Insecure bool          `help:"Allow plain HTTP and unverified TLS certificates (loopback registries are reached over HTTP without it)."`
 	Timeout  time.Duration `default:"60s" help:"Give up on a connection that sends nothing for this long."`
 	Retries  int           `default:"5" help:"Retries of a failed request or an interrupted blob transfer."`
 }
 
-// Run verifies both sides with the shared verifier (each layer read once per
-// side) and compares what was measured, platform by platform. Exit 0: the
-// same image; 1: different (or a side is damaged); 3: could not compare.
+// Run dispatches on the arguments: ARTIFACT REF compares an artifact with a
+// registry; SOURCE alone is a host image (mode 1) or, with --root and a
+// SOURCE that is a path or a registry reference with a registry host, a
+// source checked against the store (mode 2). See cmd_compare_host.go.
 func (c *compareCmd) Run(g *Globals, env *Env) error {
+	if c.Ref != "" {
+		if c.Root != "" || c.Remote != "" || c.Deep || c.Driver != "" {
+			env.Code = ExitUsage
+			return &usageError{"compare ARTIFACT REF compares an artifact with a registry; --root, --remote, --deep and --driver are for host stores (compare [--root DATAROOT] IMAGE, or compare --root DATAROOT SOURCE)"}
+		}
+		return c.runArtifact(g, env)
+	}
+	if c.Root != "" && c.Remote == "" && (pathExists(c.Source) || hasRegistryHost(c.Source)) {
+		return c.runStore(g, env)
+	}
+	if pathExists(c.Source) {
+		env.Code = ExitUsage
+		return &usageError{fmt.Sprintf("%s is a file or directory: compare it with a registry (compare ARTIFACT REF) or with a host store (compare --root DATAROOT ARTIFACT)", c.Source)}
+	}
+	return c.runHost(g, env)
+}
+
+// runArtifact verifies both sides with the shared verifier (each layer read
+// once per side) and compares what was measured, platform by platform. Exit
+// 0: the same image; 1: different (or a side is damaged); 3: could not
+// compare.
+func (c *compareCmd) runArtifact(g *Globals, env *Env) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
 	if err != nil {
 		env.Code = ExitUsage
 		return err
 	}
-	if _, err := os.Stat(c.Artifact); err != nil {
+	if _, err := os.Stat(c.Source); err != nil {
 		env.Code = ExitUsage
 		return &usageError{fmt.Sprintf("artifact: %v", err)}
 	}
@@ -75,15 +103,15 @@ func (c *compareCmd) Run(g *Globals, env *Env) error {
 
 	artB := &report.Builder{}
 	if env.Ctx.Err() == nil {
-		art, err := openArchive(c.Artifact, g)
+		art, err := openArchive(c.Source, g)
 		if err != nil {
-			side(c.Artifact, err)
+			side(c.Source, err)
 		} else {
-			side(c.Artifact, verify.New(artOpts).Verify(env.Ctx, art, artB))
+			side(c.Source, verify.New(artOpts).Verify(env.Ctx, art, artB))
 			art.Close()
 		}
 	}
-	artRep := artB.Finish("tar", c.Artifact, toolVersion())
+	artRep := artB.Finish("tar", c.Source, toolVersion())
 	prog.done()
 
 	for _, r := range []*report.Report{regRep, artRep} {
@@ -104,7 +132,7 @@ func (c *compareCmd) Run(g *Globals, env *Env) error {
 			b.Problem(p.Subject, "%s", p.Message)
 		}
 	}
-	rep := b.Finish("compare", c.Artifact+" vs "+c.Ref, toolVersion())
+	rep := b.Finish("compare", c.Source+" vs "+c.Ref, toolVersion())
 	if werr := writeOutputs(env, outs, rep, g); werr != nil {
 		env.Code = ExitCannotCheck
 		return werr

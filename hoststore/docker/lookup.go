@@ -368,3 +368,17 @@ func (c *closeBoth) Close() error {
 	c.a.close()
 	return err
 }
+
+// Layer reads the layerdb record of one chainID, whichever image uses it.
+// A chainID the layer store lacks gives Present false, not an error.
+func (s *Store) Layer(chainID digest.Digest) (HostLayer, error) {
+	if chainID.Validate() != nil || chainID.Algorithm() != digest.SHA256 {
+		return HostLayer{}, fmt.Errorf("layer %q: not a sha256 chainID", chainID)
+	}
+	a, err := newAudit(s, &report.Builder{})
+	if err != nil {
+		return HostLayer{}, err
+	}
+	defer a.close()
+	return a.hostLayer(chainID), nil
+}

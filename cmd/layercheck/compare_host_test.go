@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/layercheck/layercheck/compare"
+	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
+	"github.com/layercheck/layercheck/report"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// rawManifest is a manifest pushed byte for byte with remote.Put.
+type rawManifest struct {
+	data []byte
+	mt   types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.data, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// pushed is what pushImage put in the registry.
+type pushed struct {
+	manifest digest.Digest
+	layers   []digest.Digest // compressed blob digests
+}
+
+// pushImage pushes a store image to the registry as a Docker schema 2
+// image: its exact config bytes and each layer tar gzip-compressed, the
+// way a registry holds what dockerd pulled.
+func pushImage(t *testing.T, rr *remoteRegistry, repoTag string, config []byte, tars [][]byte) pushed {
+	t.Helper()
+	ref, err := name.ParseReference(rr.host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type desc struct {
+		MediaType string `json:"mediaType"`
+		Size      int    `json:"size"`
+		Digest    string `json:"digest"`
+	}
+	write := func(b []byte, mt types.MediaType) desc {
+		if err := remote.WriteLayer(ref.Context(), static.NewLayer(b, mt)); err != nil {
+			t.Fatal(err)
+		}
+		return desc{MediaType: string(mt), Size: len(b), Digest: digest.FromBytes(b).String()}
+	}
+	var p pushed
+	man := map[string]any{"schemaVersion": 2, "mediaType": string(types.DockerManifestSchema2), "config": write(config, types.DockerConfigJSON)}
+	var layers []desc
+	for _, tb := range tars {
+		d := write(dockertest.Gzip(t, tb), types.DockerLayer)
+		layers = append(layers, d)
+		p.layers = append(p.layers, digest.Digest(d.Digest))
+	}
+	man["layers"] = layers
+	data, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(ref, rawManifest{data, types.DockerManifestSchema2}); err != nil {
+		t.Fatal(err)
+	}
+	p.manifest = digest.FromBytes(data)
+	return p
+}
+
+func storeImagePush(t *testing.T, rr *remoteRegistry, repoTag string, img *dockertest.Image) pushed {
+	t.Helper()
+	var tars [][]byte
+	for _, l := range img.Layers {
+		tars = append(tars, l.Tar)
+	}
+	return pushImage(t, rr, repoTag, img.Config, tars)
+}
+
+// recordPull writes what dockerd records when it pulls repo:tag: the tag
+// and the repo digest in repositories.json, and the distribution metadata
+// of each layer.
+func recordPull(t *testing.T, s *dockertest.Store, img *dockertest.Image, repo, tag string, p pushed) {
+	t.Helper()
+	path := s.Path(s.ImageRel() + "/repositories.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Repositories map[string]map[string]string }
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc.Repositories[repo] = map[string]string{repo + ":" + tag: img.ID.String(), repo + "@" + p.manifest.String(): img.ID.String()}
+	b, _ = json.Marshal(doc)
+	dockertest.WriteFile(t, path, b, 0o600)
+	for i, l := range img.Layers {
+		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+p.layers[i].Encoded()), []byte(l.DiffID.String()), 0o644)
+		md, _ := json.Marshal([]map[string]string{{"Digest": p.layers[i].String(), "SourceRepository": repo, "HMAC": ""}})
+		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/v2metadata-by-diffid/sha256/"+l.DiffID.Encoded()), md, 0o644)
+	}
+}
+
+// pulledStore builds a store whose "app" image was pulled from the
+// registry as HOST/app:1.
+func pulledStore(t *testing.T, driver string) (*dockertest.Store, *remoteRegistry, pushed, string) {
+	t.Helper()
+	rr := newRemoteRegistry(t)
+	s := dockertest.Build(t, dockertest.DefaultSpec(driver, dockertest.IsRoot()))
+	app := s.Images["app"]
+	p := storeImagePush(t, rr, "app:1", app)
+	recordPull(t, s, app, rr.host+"/app", "1", p)
+	return s, rr, p, rr.host + "/app:1"
+}
+
+func byCheck(rep report.Report, sev report.Severity) map[report.Check][]report.Finding {
+	out := map[report.Check][]report.Finding{}
+	for _, f := range rep.Findings {
+		if f.Severity >= sev {
+			out[f.Check] = append(out[f.Check], f)
+		}
+	}
+	return out
+}
+
+func TestCompareHostIdentical(t *testing.T) {
+	for _, drv := range []string{"overlay2", "vfs"} {
+		t.Run(drv, func(t *testing.T) {
+			s, _, _, ref := pulledStore(t, drv)
+			before := dockertest.TreeHash(t, s.Root)
+			app := s.Images["app"]
+			for _, args := range [][]string{
+				{app.ID.Encoded()[:12]},
+				{"--remote", ref, app.ID.String()},
+				{"--deep", app.ID.String()},
+			} {
+				out, errOut, code := runCLI(t, append([]string{"compare", "--no-progress", "-o", "json", "--root", s.Root}, args...)...)
+				if code != ExitOK {
+					t.Fatalf("%v: exit %d, stderr %s\n%s", args, code, errOut, out)
+				}
+				rep := jsonReport(t, out)
+				if rep.Summary.Errors != 0 || rep.Summary.Warnings != 0 || len(rep.Problems) != 0 {
+					t.Fatalf("%v: %d errors, %d warnings, problems %+v\n%s", args, rep.Summary.Errors, rep.Summary.Warnings, rep.Problems, findingsText(rep))
+				}
+				notes := byCheck(rep, report.Info)[compare.LayerDigest]
+				if len(notes) != 1 || !strings.Contains(notes[0].Message, "diffID") {
+					t.Errorf("%v: the note on compressed digests is %+v", args, notes)
+				}
+				// Both sides are in the report: the registry's image and the host's.
+				if len(rep.Images) != 2 {
+					t.Fatalf("%v: %d images, want 2", args, len(rep.Images))
+				}
+				for _, im := range rep.Images {
+					if im.ConfigDigest != app.ID.String() || len(im.Layers) != 2 || im.Layers[1].ChainID != app.Layers[1].ChainID.String() {
+						t.Errorf("%v: image %s config %s, %d layers", args, im.Name, im.ConfigDigest, len(im.Layers))
+					}
+				}
+			}
+			if strings.Join(before, "\n") != strings.Join(dockertest.TreeHash(t, s.Root), "\n") {
+				t.Fatal("compare changed the data root")
+			}
+		})
+	}
+}
+
+func TestCompareHostTagMoved(t *testing.T) {
+	s, rr, p, ref := pulledStore(t, "vfs")
+	// A new image is pushed under the same tag: the registry still serves
+	// the pulled digest.
+	other := storeImagePush(t, rr, "app:1", s.Images["legacy"])
+	id := s.Images["app"].ID.String()
+	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, id)
+	if code != ExitFindings {
+		t.Fatalf("exit %d, want %d; stderr %s\n%s", code, ExitFindings, errOut, out)
+	}
+	rep := jsonReport(t, out)
+	got := byCheck(rep, report.Error)
+	moved := got[compare.TagMoved]
+	if len(moved) != 1 || moved[0].Expected != other.manifest.String() || moved[0].Actual != p.manifest.String() {
+		t.Fatalf("compare-tag-moved = %+v, want expected %s (registry now) actual %s (pulled)\n%s", moved, other.manifest, p.manifest, findingsText(rep))
+	}
+	if !strings.Contains(moved[0].Message, "still serves") {
+		t.Errorf("message does not say the pulled digest was compared: %q", moved[0].Message)
+	}
+	// Compared with the pulled digest: the same image.
+	if len(got) != 1 {
+		t.Errorf("findings besides the tag move:\n%s", findingsText(rep))
+	}
+	table, _, _ := runCLI(t, "compare", "--no-progress", "--root", s.Root, id)
+	if !strings.Contains(table, "compare-tag-moved") || !strings.Contains(table, other.manifest.Encoded()[:12]) {
+		t.Errorf("the table does not show the move:\n%s", table)
+	}
+
+	// --remote names what to compare with: the moved tag, a different image.
+	out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, "--remote", ref, s.Images["app"].ID.String())
+	if code != ExitFindings {
+		t.Fatalf("--remote: exit %d", code)
+	}
+	got = byCheck(jsonReport(t, out), report.Error)
+	if len(got[compare.TagMoved]) != 1 || len(got[compare.Config]) != 1 || got[compare.Config][0].Expected != s.Images["legacy"].ID.String() {
+		t.Errorf("--remote the moved tag: %+v", got)
+	}
+}
+
+func TestCompareHostNoRegistrySource(t *testing.T) {
+	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
+	// legacy:latest was loaded, never pulled: no repo digest.
+	out, errOut, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, "legacy:latest")
+	if code != ExitCannotCheck {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitCannotCheck, out, errOut)
+	}
+	if !strings.Contains(errOut, "no registry source") || !strings.Contains(errOut, "--remote") {
+		t.Errorf("stderr does not say why and what to do: %s", errOut)
+	}
+	if _, errOut, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, "nothing:here"); code != ExitCannotCheck || !strings.Contains(errOut, "nothing:here") {
+		t.Errorf("unknown image: exit %d, %s", code, errOut)
+	}
+}
+
+// TestCompareHostTampered changes a file under a layer directory and a
+// layer's tar-split: metadata still matches; --deep names both.
+func TestCompareHostTampered(t *testing.T) {
+	s, _, _, _ := pulledStore(t, "vfs")
+	app := s.Images["app"]
+	top := app.Layers[1]
+	// The same length, other bytes: only a content check sees it.
+	dockertest.WriteFile(t, s.Path(top.Dir+"/etc/hello"), []byte("HELLO again, world\n"), 0o644)
+	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, app.ID.String()); code != ExitOK {
+		t.Fatalf("without --deep the metadata is equal: exit %d", code)
+	}
+	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, app.ID.String())
+	if code != ExitFindings {
+		t.Fatalf("--deep: exit %d; %s", code, errOut)
+	}
+	rep := jsonReport(t, out)
+	crc := byCheck(rep, report.Error)["host-file-crc"]
+	if len(crc) == 0 || crc[0].Subject.Entry != "etc/hello" {
+		t.Fatalf("--deep does not name etc/hello:\n%s", findingsText(rep))
+	}
+	if len(byCheck(rep, report.Error)[compare.TarSplit]) != 0 {
+		t.Errorf("the tar-splits are intact, yet:\n%s", findingsText(rep))
+	}
+
+	// The tar-split of the top layer altered: new.txt's content (CRC) differs.
+	t.Run("tar-split", func(t *testing.T) {
+		s, _, _, ref := pulledStore(t, "vfs")
+		top := s.Images["app"].Layers[1]
+		altered := bytes.Replace(top.Tar, []byte("new\n"), []byte("NEW\n"), 1)
+		dockertest.WriteFile(t, s.Path(top.LayerDB+"/tar-split.json.gz"), dockertest.Disassemble(t, altered), 0o644)
+		out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, s.Images["app"].ID.String())
+		if code != ExitFindings {
+			t.Fatalf("exit %d", code)
+		}
+		rep := jsonReport(t, out)
+		ts := byCheck(rep, report.Error)[compare.TarSplit]
+		if len(ts) != 1 || ts[0].Subject.Entry != "etc/new.txt" || *ts[0].Subject.Layer != 1 || !strings.Contains(ts[0].Message, "CRC") || ts[0].Expected == ts[0].Actual {
+			t.Fatalf("compare-tarsplit = %+v\n%s", ts, findingsText(rep))
+		}
+		// Mode 2 from the registry's bytes names the same entry.
+		out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, ref)
+		if code != ExitFindings {
+			t.Fatalf("--root SOURCE: exit %d", code)
+		}
+		ts = byCheck(jsonReport(t, out), report.Error)[compare.TarSplit]
+		if len(ts) != 1 || ts[0].Subject.Entry != "etc/new.txt" {
+			t.Fatalf("--root SOURCE: compare-tarsplit = %+v", ts)
+		}
+	})
+}
+
+// writeLayoutFrom copies a registry image into an OCI layout with
+// go-containerregistry.
+func writeLayoutFrom(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCompareSourceAgainstStore is mode 2: a registry reference and an OCI
+// layout checked against the store's layerdb and tar-splits.
+func TestCompareSourceAgainstStore(t *testing.T) {
+	s, _, _, ref := pulledStore(t, "vfs")
+	dir := writeLayoutFrom(t, ref)
+	app := s.Images["app"]
+	for _, src := range []string{ref, dir} {
+		out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, src)
+		if code != ExitOK {
+			t.Fatalf("%s: exit %d; %s\n%s", src, code, errOut, out)
+		}
+		rep := jsonReport(t, out)
+		if rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
+			t.Fatalf("%s: %+v\n%s", src, rep.Problems, findingsText(rep))
+		}
+		host := false
+		for _, im := range rep.Images {
+			host = host || (im.ConfigDigest == app.ID.String() && strings.Contains(im.Layers[0].Location, "layerdb"))
+		}
+		if !host {
+			t.Errorf("%s: the host image is not in the report", src)
+		}
+	}
+	// A layer the store lacks, a layerdb record with another parent.
+	if err := os.RemoveAll(s.Path(app.Layers[1].LayerDB)); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, dir)
+	if code != ExitFindings {
+		t.Fatalf("missing layer: exit %d", code)
+	}
+	got := byCheck(jsonReport(t, out), report.Error)[compare.LayerMissingLocal]
+	if len(got) != 1 || got[0].Expected != app.Layers[1].ChainID.String() || *got[0].Subject.Layer != 1 {
+		t.Fatalf("compare-layer-missing-local = %+v", got)
+	}
+
+	// A store without the image at all.
+	empty := dockertest.Build(t, dockertest.StoreSpec{Driver: "vfs"})
+	out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", empty.Root, dir)
+	if code != ExitFindings {
+		t.Fatalf("empty store: exit %d", code)
+	}
+	rep := jsonReport(t, out)
+	if g := byCheck(rep, report.Error); len(g[compare.HostImage]) != 1 || len(g[compare.LayerMissingLocal]) != 2 {
+		t.Fatalf("empty store:\n%s", findingsText(rep))
+	}
+}
+
+func TestCompareArgumentRules(t *testing.T) {
+	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
+	art := filepath.Join(t.TempDir(), "x.tar")
+	dockertest.WriteFile(t, art, []byte("x"), 0o644)
+	for _, args := range [][]string{
+		{"compare", art}, // a path alone: needs REF or --root
+		{"compare", "--root", s.Root, art, "ref:1"},   // --root with ARTIFACT REF
+		{"compare", "--deep", art, "localhost:5/a:1"}, // --deep with ARTIFACT REF
+	} {
+		if _, _, code := runCLI(t, args...); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
+		}
+	}
+	for _, c := range []struct {
+		ref  string
+		host bool
+	}{{"localhost:5000/a:1", true}, {"ghcr.io/o/a", true}, {"nginx:latest", false}, {"library/nginx", false}, {"sha256:abcd", false}} {
+		if hasRegistryHost(c.ref) != c.host {
+			t.Errorf("hasRegistryHost(%q) = %v", c.ref, !c.host)
+		}
+	}
+	for in, want := range map[string]string{"nginx": "docker.io/library/nginx", "user/app": "docker.io/user/app", "127.0.0.1:5000/app": "127.0.0.1:5000/app", "index.docker.io/library/x": "docker.io/library/x"} {
+		if got := fullRepo(in); got != want {
+			t.Errorf("fullRepo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
