@@ -63,10 +63,11 @@ const (
 // (--require-platforms, --require-digest, --max-layer-size,
 // --allowed-media-types), not by verification.
 const (
-	PolicyPlatforms Check = "policy-platforms"  // a platform --require-platforms lists is not among an image's verified platforms
-	PolicyDigestRef Check = "policy-digest-ref" // --require-digest: a reference names a tag, not a digest
-	PolicyLayerSize Check = "policy-layer-size" // a layer's stored or uncompressed size is above --max-layer-size
-	PolicyMediaType Check = "policy-media-type" // a manifest or layer media type is outside --allowed-media-types
+	PolicyPlatforms Check = "policy-platforms"    // a platform --require-platforms lists is not among an image's verified platforms
+	PolicyDigestRef Check = "policy-digest-ref"   // --require-digest: a reference names a tag, not a digest
+	PolicyLayerSize Check = "policy-layer-size"   // a layer's stored or uncompressed size is above --max-layer-size
+	PolicyMediaType Check = "policy-media-type"   // a manifest or layer media type is outside --allowed-media-types
+	PolicyWasted    Check = "policy-wasted-bytes" // an image's wasted bytes (dive's measure) are above --max-wasted-bytes
 )
 
 // Severity grades a finding.
@@ -143,5 +144,6 @@ func init() {
 		CheckInfo{PolicyDigestRef, Error, "policy: with --require-digest, every reference is pinned by digest (@sha256:…)"},
 		CheckInfo{PolicyLayerSize, Error, "policy: no layer's stored or uncompressed size is above --max-layer-size"},
 		CheckInfo{PolicyMediaType, Error, "policy: every manifest and layer media type is in --allowed-media-types"},
+		CheckInfo{PolicyWasted, Error, "policy: no image wastes more than --max-wasted-bytes in files later layers overwrite or delete (dive's measure)"},
 	)
 }

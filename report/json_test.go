@@ -174,9 +174,9 @@ func analysed() *Report {
 	r := sampleReport()
 	r.Images[0].Analysis = &ImageAnalysis{
 		Layers: []LayerAnalysis{{Index: 0, Entries: 3, Regular: 2, Dirs: 1, Bytes: 30, CompressionRatio: 2.5, HiddenFiles: 1, HiddenBytes: 10,
-			Largest: []FileSize{{"a", 20}, {"b", 10}}, Truncated: true, Partial: true}},
+			Largest: []FileSize{{Path: "a", Size: 20}, {Path: "b", Size: 10}}, Truncated: true, Partial: true}},
 		Files: 2, Bytes: 30, WastedBytes: 20, Efficiency: 0.5, HiddenFiles: 1, HiddenBytes: 10,
-		Inefficiencies: []PathWaste{{"b", 2, 20}}, Truncated: true, Partial: true,
+		Inefficiencies: []PathWaste{{Path: "b", Layers: 2, Bytes: 20}}, Truncated: true, Partial: true,
 	}
 	return r
 }

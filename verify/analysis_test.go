@@ -89,10 +89,10 @@ func TestAnalyzeImage(t *testing.T) {
 	want := []report.LayerAnalysis{
 		{Index: 0, Entries: 12, Regular: 6, Dirs: 4, Symlinks: 1, Hardlinks: 1, Bytes: 2150, CompressionRatio: 1,
 			HiddenFiles: 5, HiddenBytes: 100 + 200 + 1000 + 500 + 300,
-			Largest: []report.FileSize{{"opt/x", 1000}, {"opt/y", 500}, {"var/cache/c", 300}, {"etc/b", 200}, {"etc/a", 100}, {"usr/bin/tool", 50}}},
+			Largest: []report.FileSize{{Path: "opt/x", Size: 1000}, {Path: "opt/y", Size: 500}, {Path: "var/cache/c", Size: 300}, {Path: "etc/b", Size: 200}, {Path: "etc/a", Size: 100}, {Path: "usr/bin/tool", Size: 50}}},
 		{Index: 1, Entries: 8, Regular: 2, Dirs: 3, Whiteouts: 2, OpaqueDirs: 1, Bytes: 160, CompressionRatio: 1,
-			HiddenFiles: 1, HiddenBytes: 150, Largest: []report.FileSize{{"etc/a", 150}, {"var/cache/d", 10}}},
-		{Index: 2, Entries: 1, Regular: 1, Bytes: 100, CompressionRatio: 1, Largest: []report.FileSize{{"etc/a", 100}}},
+			HiddenFiles: 1, HiddenBytes: 150, Largest: []report.FileSize{{Path: "etc/a", Size: 150}, {Path: "var/cache/d", Size: 10}}},
+		{Index: 2, Entries: 1, Regular: 1, Bytes: 100, CompressionRatio: 1, Largest: []report.FileSize{{Path: "etc/a", Size: 100}}},
 	}
 	if !reflect.DeepEqual(got.Layers, want) {
 		t.Errorf("layers:\n got %+v\nwant %+v", got.Layers, want)
@@ -110,7 +110,7 @@ func TestAnalyzeImage(t *testing.T) {
 	if got.Files != 9 || got.Bytes != 2410 || got.HiddenFiles != 6 || got.HiddenBytes != 2250 || got.Truncated || got.Partial {
 		t.Errorf("totals %+v", got)
 	}
-	wantWaste := []report.PathWaste{{"etc/a", 3, 350}, {"etc/b", 2, 200}}
+	wantWaste := []report.PathWaste{{Path: "etc/a", Layers: 3, Bytes: 350}, {Path: "etc/b", Layers: 2, Bytes: 200}}
 	if !reflect.DeepEqual(got.Inefficiencies, wantWaste) {
 		t.Errorf("inefficiencies %+v, want %+v", got.Inefficiencies, wantWaste)
 	}

@@ -18,6 +18,7 @@ type CLI struct {
 	Chainid chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
 	Checks  checksCmd        `cmd:"" help:"List every check ID with its default severity."`
 	Merge   mergeCmd         `cmd:"" help:"Join JSON reports (e.g. of CI shards) into one report; outputs, policies and exit code as if one run had verified everything."`
+	Analyze analyzeCmd       `cmd:"" help:"Verify an archive, layout or registry image and print its layer analysis (files, bytes, ratio, whiteouts, largest files, overwritten and deleted files, dive's wasted bytes and efficiency), all from the one pass."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -34,7 +35,8 @@ type Globals struct {
 	MaxTarSize      int64   `default:"0" help:"Stop decompressing a layer past this many bytes (0: no limit)."`
 	MaxRatio        float64 `default:"0" help:"Stop decompressing a layer that grows beyond this ratio over its compressed size (0: no limit)."`
 
-	policy // CI policy flags (policy.go)
+	policy       // CI policy flags (policy.go)
+	analyzeFlags // --analyze (analyze.go)
 }
 
 func (g *Globals) jobs() int {

@@ -94,6 +94,7 @@ func (g *Globals) verifierOptions(sel selection) verify.Options {
 		Images:          sel.Image,
 		MaxManifestSize: g.MaxManifestSize,
 		Pass:            verify.PassOptions{MaxTarSize: g.MaxTarSize, MaxRatio: g.MaxRatio},
+		Analysis:        g.analysisOptions(),
 	}
 }
 

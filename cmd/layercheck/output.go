@@ -86,6 +86,11 @@ func writeReport(w io.Writer, format string, rep *report.Report, g *Globals) err
 		return report.WriteJUnit(w, rep)
 	case "quiet":
 		return report.WriteQuiet(w, rep)
+	case "table":
+		if g.analysisTable {
+			return report.WriteAnalysis(w, rep)
+		}
+		return report.WriteText(w, rep, report.TextOptions{Verbose: g.Verbose})
 	default:
 		return report.WriteText(w, rep, report.TextOptions{Verbose: g.Verbose})
 	}

@@ -17,6 +17,7 @@ type policy struct {
 	RequireDigest     bool     `help:"Refuse tag-only references: every reference of remote (and of remote reports given to merge) must be pinned by digest (NAME@sha256:…). Archives, layouts and stores are addressed by content and have no references to refuse."`
 	MaxLayerSize      int64    `default:"0" help:"Fail on any layer whose stored or uncompressed size is above this many bytes (0: no limit)." placeholder:"BYTES"`
 	AllowedMediaTypes []string `help:"Fail on any manifest or layer media type outside this list (give both the manifest and the layer types you accept). Images and layers that declare no media type (legacy docker save) are not judged." sep:"," placeholder:"TYPE,…"`
+	MaxWastedBytes    int64    `default:"0" help:"Fail on any image whose wasted bytes (files later layers overwrite or delete, measured as dive does) are above this many bytes; implies --analyze (0: no limit)." placeholder:"BYTES"`
 }
 
 // validate checks the policy flags before anything is verified.
@@ -28,6 +29,9 @@ func (p *policy) validate() error {
 	}
 	if p.MaxLayerSize < 0 {
 		return &usageError{fmt.Sprintf("--max-layer-size: %d is negative (0 means no limit)", p.MaxLayerSize)}
+	}
+	if p.MaxWastedBytes < 0 {
+		return &usageError{fmt.Sprintf("--max-wasted-bytes: %d is negative (0 means no limit)", p.MaxWastedBytes)}
 	}
 	for _, mt := range p.AllowedMediaTypes {
 		if strings.TrimSpace(mt) == "" {
@@ -49,10 +53,13 @@ func applyPolicies(rep *report.Report, p *policy, refs []string) {
 	}
 	fs = append(fs, layerSizeFindings(rep, p.MaxLayerSize)...)
 	fs = append(fs, mediaTypeFindings(rep, p.AllowedMediaTypes)...)
-	if len(fs) == 0 {
+	wfs, wps := wastedFindings(rep, p.MaxWastedBytes)
+	fs = append(fs, wfs...)
+	if len(fs) == 0 && len(wps) == 0 {
 		return
 	}
 	rep.Findings = append(rep.Findings, fs...)
+	rep.Problems = append(rep.Problems, wps...)
 	rep.Normalize()
 }
 
