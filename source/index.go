@@ -69,6 +69,9 @@ func ParseIndexJSON(data []byte, file string) ([]Target, []report.Finding) {
 			add(report.Error, fmt.Sprintf("%s manifests[%d] is not a descriptor: %v", file, i, err))
 			continue
 		}
+		if d.Size < 0 {
+			add(report.Error, fmt.Sprintf("%s manifests[%d] (%s) declares a negative size %d", file, i, d.Digest, d.Size))
+		}
 		name, tags := IndexTargetName(d, fmt.Sprintf("%s[%d]", file, i))
 		desc := d
 		ts = append(ts, Target{Name: name, Tags: tags, Descriptor: &desc})

@@ -76,3 +76,29 @@ func FuzzManifest(f *testing.F) {
 		b.Finish("fuzz", "mem", "test")
 	})
 }
+
+// TestNegativeDescriptorSizes: a manifest declaring negative sizes (found
+// by the bad-input corpus) passed silently, since a negative size means
+// "unknown" inside the verifier. From JSON it is a finding.
+func TestNegativeDescriptorSizes(t *testing.T) {
+	m := newMem()
+	cfg := m.put([]byte(`{"rootfs":{"type":"layers","diff_ids":[]}}`))
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cfg.Digest.String() + `","size":-7},` +
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + digest.FromString("x").String() + `","size":-1}]}`)
+	md := m.put(manifest)
+	md.MediaType = ocispec.MediaTypeImageManifest
+	m.targets = []source.Target{{Name: "neg", Descriptor: &md}}
+	b := &report.Builder{}
+	if err := New(Options{Jobs: 1}).Verify(context.Background(), m, b); err != nil {
+		t.Fatal(err)
+	}
+	rep := b.Finish("test", "mem", "test")
+	got := map[report.Check]bool{}
+	for _, f := range rep.Findings {
+		got[f.Check] = true
+	}
+	if !got[report.ConfigSize] || !got[report.LayerSize] {
+		t.Fatalf("want config-size and layer-size findings, got %+v", rep.Findings)
+	}
+}

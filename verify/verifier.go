@@ -416,6 +416,9 @@ func (r *run) index(ctx context.Context, w *imageWork, name string, tags []strin
 			r.filtered = true
 			continue
 		}
+		if child.Size < 0 {
+			w.add(report.ManifestSize, nil, report.Subject{Digest: child.Digest.String()}, fmt.Sprintf("index manifests[%d] declares a negative size", i), "a size ≥ 0", fmt.Sprint(child.Size))
+		}
 		matched++
 		if plat == "" {
 			plat = fmt.Sprintf("manifests[%d]", i)
@@ -527,12 +530,18 @@ func (r *run) manifest(ctx context.Context, w *imageWork, data []byte, subj repo
 		r.b.Problem(report.Subject{Image: w.name, Platform: w.platform, Digest: m.Config.Digest.String()}, "reading config: %v", err)
 		return
 	}
+	if m.Config.Size < 0 {
+		w.add(report.ConfigSize, nil, cfgSubj, "manifest declares a negative config size", "a size ≥ 0", fmt.Sprint(m.Config.Size))
+	}
 	if !isImageConfig(m.Config.MediaType) {
 		w.add(report.ConfigMediaType, nil, cfgSubj, "config media type is not an image config", MediaTypeOCIConfig, m.Config.MediaType)
 	}
 	var layers []source.Ref
 	for i, d := range m.Layers {
 		ref := source.Ref{Desc: d}
+		if d.Size < 0 {
+			w.add(report.LayerSize, report.LayerIndex(i), report.Subject{Digest: d.Digest.String()}, "manifest declares a negative layer size", "a size ≥ 0", fmt.Sprint(d.Size))
+		}
 		if err := d.Digest.Validate(); err != nil {
 			w.add(report.ManifestParse, report.LayerIndex(i), report.Subject{}, fmt.Sprintf("layer digest %q is invalid", d.Digest), "", "")
 			ref.Missing = "invalid digest"

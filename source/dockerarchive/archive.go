@@ -118,6 +118,7 @@ type Archive struct {
 	targetsDone bool
 	targets     []source.Target
 	targetsErr  error
+	truncMsg    string // set by truncated: why the index stopped early
 }
 
 var (
@@ -200,10 +201,14 @@ func newArchive(name string, ra io.ReaderAt, size int64, closer io.Closer, opts 
 func (a *Archive) index() error {
 	sr := io.NewSectionReader(a.ra, 0, a.size)
 	tr := tar.NewReader(sr)
-	last := ""
+	last, lastEnd := "", int64(0)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			if lastEnd > a.size {
+				// Seeking over member data hides a file that ends inside it.
+				a.truncated(last, fmt.Errorf("its data runs to byte %d, past the end of the file (%d bytes): %w", lastEnd, a.size, io.ErrUnexpectedEOF))
+			}
 			return nil
 		}
 		if err != nil {
@@ -224,6 +229,10 @@ func (a *Archive) index() error {
 		if m != nil {
 			last = m.name
 		}
+		lastEnd = 0
+		if !hasSparseRecords(hdr) { // a sparse header's Size is the expanded size
+			lastEnd = off + hdr.Size
+		}
 	}
 }
 
@@ -234,6 +243,7 @@ func (a *Archive) truncated(last string, err error) {
 		msg = fmt.Sprintf("the archive is truncated or corrupt: %v", err)
 	}
 	a.note(report.Finding{Check: report.ArchiveMember, Severity: report.Error, Subject: report.Subject{Path: last}, Message: msg})
+	a.truncMsg = msg
 }
 
 // add records one header. It returns nil for headers that are not members
@@ -513,6 +523,10 @@ func (a *Archive) classify() error {
 		}
 		if len(a.order) == 0 {
 			return fmt.Errorf("%s is an empty tar archive: %w", a.path, source.ErrUnsupported)
+		}
+		if a.truncMsg != "" {
+			// docker save writes its metadata last: a truncated save loses it.
+			return fmt.Errorf("%s holds neither manifest.json nor index.json, and %s: %w", a.path, a.truncMsg, source.ErrUnsupported)
 		}
 		return fmt.Errorf("%s holds neither manifest.json nor index.json: not a docker save or OCI archive: %w", a.path, source.ErrUnsupported)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/layercheck/layercheck/fixtures"
@@ -106,4 +107,30 @@ func FuzzArchive(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTruncatedInsideMemberData: a file that ends inside a member's data
+// (found by the bad-input corpus) used to index as a clean end, so the
+// error blamed missing metadata instead of the truncation. Now the member
+// is named.
+func TestTruncatedInsideMemberData(t *testing.T) {
+	fx, err := fixtures.Samples()[0].Make(fixtures.FormatDockerLegacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := fx.Archive.WriteTar(&buf); err != nil {
+		t.Fatal(err)
+	}
+	layer := fx.Archive.LayerPaths[0][0]
+	data := buf.Bytes()
+	i := bytes.Index(data, []byte(layer))
+	if i < 0 {
+		t.Fatalf("no header for %s", layer)
+	}
+	cut := data[:i+512+100] // 100 bytes into the member's data
+	_, err = newArchive("cut.tar", bytes.NewReader(cut), int64(len(cut)), nil, Options{})
+	if err == nil || !strings.Contains(err.Error(), `truncated or corrupt after member "`+layer+`"`) {
+		t.Fatalf("error %v does not name the truncated member %s", err, layer)
+	}
 }
