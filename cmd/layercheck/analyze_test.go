@@ -199,3 +199,28 @@ func TestAnalyzeCommandGolden(t *testing.T) {
 		t.Errorf("analyze of a layout: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestAnalyzeRemote: a SOURCE that is no path is a registry reference, read
+// through the remote client (go-containerregistry's in-memory registry).
+// random.Image layers hold one 3000-byte file each.
+func TestAnalyzeRemote(t *testing.T) {
+	rr := newRemoteRegistry(t)
+	rr.push(t, "app:1")
+	out, errOut, code := runCLI(t, "analyze", "--no-progress", "-o", "json", rr.host+"/app:1")
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, errOut)
+	}
+	rep := jsonReport(t, out)
+	if rep.Command != "remote" || len(rep.Images) != 1 || rep.Images[0].Analysis == nil {
+		t.Fatalf("command %s, images %+v", rep.Command, rep.Images)
+	}
+	a := rep.Images[0].Analysis
+	if len(a.Layers) != 2 || a.Files != 2 || a.Bytes != 6000 || a.WastedBytes != 0 || a.Efficiency != 1 {
+		t.Errorf("analysis %+v, want 2 layers of one 3000-byte file, nothing wasted", a)
+	}
+	for _, l := range a.Layers {
+		if l.CompressionRatio <= 0 {
+			t.Errorf("layer %d: ratio %v, want the tar over the stored size", l.Index, l.CompressionRatio)
+		}
+	}
+}

@@ -192,3 +192,44 @@ func TestMergeMissingShard(t *testing.T) {
 		t.Errorf("merge of two splits: exit %d, stderr %q; want %d", code, errOut, ExitCannotCheck)
 	}
 }
+
+// TestRemoteShardRoundTrip: remote -f refs.txt --shard i/3 and merge give
+// the images and findings of one run over every reference.
+func TestRemoteShardRoundTrip(t *testing.T) {
+	rr := newRemoteRegistry(t)
+	var refs []string
+	for _, r := range []string{"a:1", "b:1", "c:1", "d:1"} {
+		rr.push(t, r)
+		refs = append(refs, rr.host+"/"+r)
+	}
+	dir := t.TempDir()
+	list := filepath.Join(dir, "refs.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(refs, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	singleFile := filepath.Join(dir, "single.json")
+	_, errOut, singleCode := runCLI(t, "remote", "--no-progress", "-q", "-f", list, "-o", "json="+singleFile)
+	single := readReport(t, singleFile)
+	if singleCode != ExitOK || len(single.Images) != 4 {
+		t.Fatalf("single run: exit %d, %d images\nstderr: %s", singleCode, len(single.Images), errOut)
+	}
+	var files []string
+	for i := 1; i <= 3; i++ {
+		f := filepath.Join(dir, fmt.Sprintf("s%d.json", i))
+		if _, errOut, code := runCLI(t, "remote", "--no-progress", "-q", "-f", list, "--shard", fmt.Sprintf("%d/3", i), "-o", "json="+f); code != ExitOK {
+			t.Fatalf("shard %d/3: exit %d\nstderr: %s", i, code, errOut)
+		}
+		files = append(files, f)
+	}
+	// 4 references over 3 shards: 2, 1 and 1.
+	if n := len(readReport(t, files[0]).Images); n != 2 {
+		t.Errorf("shard 1/3 verified %d images, want 2", n)
+	}
+	mergedFile := filepath.Join(dir, "merged.json")
+	_, errOut, code := runCLI(t, append([]string{"merge", "-q", "-o", "json=" + mergedFile}, files...)...)
+	merged := readReport(t, mergedFile)
+	if code != singleCode || !reflect.DeepEqual(merged.Images, single.Images) || !reflect.DeepEqual(merged.Findings, single.Findings) {
+		t.Errorf("merge: exit %d (single %d), images equal %v, findings equal %v\nstderr: %s", code, singleCode,
+			reflect.DeepEqual(merged.Images, single.Images), reflect.DeepEqual(merged.Findings, single.Findings), errOut)
+	}
+}
