@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,8 +17,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/layercheck/layercheck/compare"
+	"github.com/layercheck/layercheck/e2e/storetar"
 	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/tarsplit"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -371,5 +375,139 @@ func TestCompareArgumentRules(t *testing.T) {
 		if got := fullRepo(in); got != want {
 			t.Errorf("fullRepo(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// extractStoreCapture restores a real dockerd data root captured by the e2e
+// harness (fixtures/testdata/stores) into a temporary directory.
+func extractStoreCapture(t *testing.T, name string) (string, *storetar.Truth) {
+	t.Helper()
+	dir := filepath.Join("..", "..", "fixtures", "testdata", "stores")
+	archive := filepath.Join(dir, name+".tar.gz")
+	if _, err := os.Stat(archive); err != nil {
+		t.Skipf("store capture %s not found (written by `make capture-stores`); skipping", archive)
+	}
+	if !dockertest.IsRoot() {
+		t.Skip("extracting store captures needs root (device nodes, trusted.* xattrs, owners)")
+	}
+	truth, err := storetar.ReadTruth(filepath.Join(dir, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	root := filepath.Join(t.TempDir(), "docker")
+	if err := os.Mkdir(root, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := storetar.Extract(f, root); err != nil {
+		t.Fatal(err)
+	}
+	return root, truth
+}
+
+// TestCompareRealStoreCapture pushes each image of a real dockerd's
+// overlay2 and vfs stores to the registry, rebuilt from that store's own bytes (imagedb
+// config, layers reassembled from tar-split.json.gz and the layer
+// directories), and compares: the tar-splits captured from the registry's
+// blobs equal the ones dockerd 20.10 wrote (whose trailing empty segment is
+// not a difference); an altered tar-split.json.gz is then named.
+func TestCompareRealStoreCapture(t *testing.T) {
+	for _, drv := range []string{"overlay2", "vfs"} {
+		t.Run(drv, func(t *testing.T) { testRealStoreCapture(t, drv) })
+	}
+}
+
+func testRealStoreCapture(t *testing.T, drv string) {
+	root, truth := extractStoreCapture(t, "docker-"+drv)
+	rr := newRemoteRegistry(t)
+	imgRel := filepath.Join(root, "image", drv)
+	layerDir := func(cacheID string) string {
+		if drv == "overlay2" {
+			return filepath.Join(root, "overlay2", cacheID, "diff")
+		}
+		return filepath.Join(root, "vfs", "dir", cacheID)
+	}
+	// --deep rebuilds the host layers with the host audit, whose own test
+	// of these captures (hoststore/docker TestRealStoreCaptures) covers
+	// both drivers; here it runs on overlay2.
+	deep := []string{"--deep"}
+	if drv != "overlay2" {
+		deep = nil
+	}
+	for i, ti := range truth.Images {
+		config, err := os.ReadFile(filepath.Join(imgRel, "imagedb", "content", "sha256", strings.TrimPrefix(ti.ID, "sha256:")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tars [][]byte
+		for j, chain := range ti.ChainIDs {
+			ts, err := os.Open(filepath.Join(imgRel, "layerdb", "sha256", strings.TrimPrefix(chain, "sha256:"), "tar-split.json.gz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			op, err := tarsplit.RootOpener(layerDir(ti.CacheIDs[j]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if _, err := tarsplit.Assemble(context.Background(), ts, op, &buf); err != nil {
+				t.Fatal(err)
+			}
+			ts.Close()
+			op.Close()
+			if got := digest.FromBytes(buf.Bytes()).String(); got != ti.DiffIDs[j] {
+				t.Fatalf("%s layer %d rebuilt to %s, dockerd says %s", ti.Ref, j, got, ti.DiffIDs[j])
+			}
+			tars = append(tars, buf.Bytes())
+		}
+		ref := rr.host + "/cap" + strconv.Itoa(i) + ":1"
+		pushImage(t, rr, "cap"+strconv.Itoa(i)+":1", config, tars)
+		t.Run(ti.Ref, func(t *testing.T) {
+			for _, args := range [][]string{{ref}, append(deep, "--remote", ref, ti.ID)} {
+				out, errOut, code := runCLI(t, append([]string{"compare", "--no-progress", "-o", "json", "--root", root}, args...)...)
+				rep := jsonReport(t, out)
+				if code != ExitOK || rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
+					t.Fatalf("%v: exit %d %s problems %+v\n%s", args, code, errOut, rep.Problems, findingsText(rep))
+				}
+			}
+		})
+	}
+
+	// Alter the CRC of the first non-empty file of one layer's tar-split.
+	ti := truth.Images[0]
+	top := len(ti.ChainIDs) - 1
+	tsPath := filepath.Join(imgRel, "layerdb", "sha256", strings.TrimPrefix(ti.ChainIDs[top], "sha256:"), "tar-split.json.gz")
+	b, err := os.ReadFile(tsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	entry := ""
+	for _, line := range strings.Split(strings.TrimRight(dockertest.Gunzip(t, b), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if size, _ := rec["size"].(float64); entry == "" && rec["type"] == float64(1) && size > 0 {
+			entry = rec["name"].(string)
+			rec["payload"] = "AAAAAAAAAAA=" // eight zero bytes: another CRC-64
+			nb, _ := json.Marshal(rec)
+			line = string(nb)
+		}
+		lines = append(lines, line)
+	}
+	if entry == "" {
+		t.Fatal("no file entry to alter")
+	}
+	dockertest.WriteFile(t, tsPath, dockertest.Gzip(t, []byte(strings.Join(lines, "\n")+"\n")), 0o644)
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", root, rr.host+"/cap0:1")
+	rep := jsonReport(t, out)
+	ts := byCheck(rep, report.Error)[compare.TarSplit]
+	if code != ExitFindings || len(ts) != 1 || ts[0].Subject.Entry != entry || *ts[0].Subject.Layer != top {
+		t.Fatalf("altered tar-split of %q: exit %d, compare-tarsplit %+v\n%s", entry, code, ts, findingsText(rep))
 	}
 }
