@@ -511,3 +511,38 @@ func testRealStoreCapture(t *testing.T, drv string) {
 		t.Fatalf("altered tar-split of %q: exit %d, compare-tarsplit %+v\n%s", entry, code, ts, findingsText(rep))
 	}
 }
+
+// TestCompareHostDistribution: distribution/ entries that disagree with the
+// registry's layer digests.
+func TestCompareHostDistribution(t *testing.T) {
+	s, rr, p, _ := pulledStore(t, "vfs")
+	app := s.Images["app"]
+	// The pull cache maps the registry's first blob to another diffID.
+	dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+p.layers[0].Encoded()), []byte(app.Layers[1].DiffID.String()), 0o644)
+	// The host recorded the second layer from this repository as another blob.
+	other := digest.FromString("recompressed")
+	md, _ := json.Marshal([]map[string]string{{"Digest": other.String(), "SourceRepository": rr.host + "/app", "HMAC": ""}})
+	dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/v2metadata-by-diffid/sha256/"+app.Layers[1].DiffID.Encoded()), md, 0o644)
+
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, app.ID.String())
+	if code != ExitFindings {
+		t.Fatalf("exit %d", code)
+	}
+	rep := jsonReport(t, out)
+	var errs, warns []report.Finding
+	for _, f := range rep.Findings {
+		if f.Check == compare.Distribution {
+			if f.Severity == report.Error {
+				errs = append(errs, f)
+			} else if f.Severity == report.Warning {
+				warns = append(warns, f)
+			}
+		}
+	}
+	if len(errs) != 1 || *errs[0].Subject.Layer != 0 || errs[0].Expected != app.Layers[0].DiffID.String() || errs[0].Actual != app.Layers[1].DiffID.String() {
+		t.Errorf("diffid-by-digest finding: %+v", errs)
+	}
+	if len(warns) != 1 || *warns[0].Subject.Layer != 1 || warns[0].Expected != p.layers[1].String() || warns[0].Actual != other.String() {
+		t.Errorf("v2metadata finding: %+v", warns)
+	}
+}
