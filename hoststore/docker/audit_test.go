@@ -408,6 +408,25 @@ func corruptions() []corruption {
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LayerMissingFile, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
 		}},
+		{name: "inherited file chmod", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, os.Chmod(s.Path(s.Layers["L1"].Dir+"/etc/suid"), 0o755))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/suid", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "inherited file replaced by a symlink", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			p := s.Path(s.Layers["L1"].Dir + "/bin/tool")
+			must(t, os.Remove(p))
+			must(t, os.Symlink("/bin/sh", p))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "inherited symlink retargeted", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			p := s.Path(s.Layers["L1"].Dir + "/etc/hello.link")
+			must(t, os.Remove(p))
+			must(t, os.Symlink("new.txt", p))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/hello.link", digest: s.Layers["L1"].ChainID.String()}}
+		}},
 		{name: "opaque directory not applied", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			dockertest.WriteFile(t, s.Path(s.Layers["L1"].Dir+"/opt/opq/a"), []byte("a"), 0o644)
 		}, want: func(s *dockertest.Store) []want {

@@ -463,7 +463,55 @@ func (a *audit) replay(ctx context.Context, l *layerRec) (*pathTree, map[string]
 			return nil, nil, 0, fmt.Errorf("replaying layer %s: %w", report.Short(c.chain.String()), err)
 		}
 	}
+	for i, c := range chain[:self] {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, 0, err
+		}
+		a.lowerHeaders(ctx, c, i, tree)
+	}
 	return tree, whited, self, nil
+}
+
+// lowerHeaders records on each path of tree that lower layer idx wrote last
+// that layer's tar header, so the walk compares the inherited copy in the
+// child's directory with it (FORMATS 2.5: the directory of a full-rootfs
+// layer is a copy of its parent's with the layer applied). The headers are
+// read from the tar-split's own segments, zeros standing for file data. A
+// tar-split that does not parse as a tar (a sparse file, noted where that
+// layer is audited) leaves its remaining paths uncompared.
+func (a *audit) lowerHeaders(ctx context.Context, l *layerRec, idx int, tree *pathTree) {
+	f, err := a.openRegular(l.rel + "/tar-split.json.gz")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	r, err := tarsplit.Open(f)
+	if err != nil {
+		return
+	}
+	tr := tar.NewReader(&skeleton{ctx: ctx, r: r})
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return
+		}
+		clean, ok := cleanEntry(h.Name)
+		if !ok || clean == "." || isPlnk(clean) {
+			continue
+		}
+		if _, base := splitDirBase(clean); strings.HasPrefix(base, whPrefix) {
+			continue
+		}
+		if n := tree.lookup(clean); n != nil && n.explicit && n.layer == idx {
+			n.lower = lowerHeader(h)
+		}
+	}
+}
+
+// lowerHeader keeps the fields of h the inherited-entry comparison reads.
+func lowerHeader(h *tar.Header) *tar.Header {
+	return &tar.Header{Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
+		Uid: h.Uid, Gid: h.Gid, Devmajor: h.Devmajor, Devminor: h.Devminor}
 }
 
 func (a *audit) replayOne(ctx context.Context, l *layerRec, idx int, tree *pathTree, whited map[string]bool, self bool) error {

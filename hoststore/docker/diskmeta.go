@@ -202,15 +202,39 @@ func (o *diskObserver) mismatch(name, what, want, got string) {
 	o.add(with(finding(LstatMismatch, o.subject(name), "%s on disk differs from the tar header", what), want, got))
 }
 
+// mismatchFrom files a difference with the header of an inherited entry
+// (lower: 1 + the chain index of the layer that wrote it; 0: the layer's own
+// tar header).
+func (o *diskObserver) mismatchFrom(lower int, name, what, want, got string) {
+	if lower == 0 {
+		o.mismatch(name, what, want, got)
+		return
+	}
+	o.add(with(finding(LstatMismatch, o.subject(name), "%s of this inherited copy differs from the header in %s, which last wrote the path", what, o.lowerName(lower-1)), want, got))
+}
+
+// lowerName names the layer at index idx of this layer's chain (base = 0).
+func (o *diskObserver) lowerName(idx int) string {
+	var chain []*layerRec // this layer first
+	for p := o.l; p != nil && len(chain) <= maxLayerDepth+1; p = p.parent {
+		chain = append(chain, p)
+	}
+	if k := len(chain) - 1 - idx; idx >= 0 && k >= 0 {
+		return fmt.Sprintf("lower layer %s (layer %d of the chain)", report.Short(chain[k].chain.String()), idx)
+	}
+	return fmt.Sprintf("layer %d of the chain", idx)
+}
+
 // attrs are the header fields Docker's unpack applies to an inode: a later
 // hardlink header applies its own mode, owner and xattrs to the inode it
 // shares (go-archive's createTarFile chowns, chmods and setxattrs the link
 // path), so for files with several links they are compared at the end.
 type attrs struct {
 	name, clean string
+	lower       int // an inherited entry: 1 + the chain index of the lower layer that wrote it; 0: own entry
 	mode        int64
 	uid, gid    int
-	xattrs      map[string]string
+	xattrs      map[string]string // nil: not compared
 }
 
 func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
@@ -287,16 +311,16 @@ func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
 	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink {
 		if got := unixPerm(fi.Mode()); a.mode != got {
-			o.mismatch(a.name, "mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", got))
+			o.mismatchFrom(a.lower, a.name, "mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", got))
 		}
 	}
 	if a.uid != st.uid {
-		o.mismatch(a.name, "owner uid", fmt.Sprint(a.uid), fmt.Sprint(st.uid))
+		o.mismatchFrom(a.lower, a.name, "owner uid", fmt.Sprint(a.uid), fmt.Sprint(st.uid))
 	}
 	if a.gid != st.gid {
-		o.mismatch(a.name, "owner gid", fmt.Sprint(a.gid), fmt.Sprint(st.gid))
+		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.gid), fmt.Sprint(st.gid))
 	}
-	if !isLink {
+	if !isLink && a.xattrs != nil {
 		o.compareXattrs(a)
 	}
 }
@@ -379,14 +403,14 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 		g, ok := got[k]
 		switch {
 		case !ok:
-			o.mismatch(a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), "absent")
+			o.mismatchFrom(a.lower, a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), "absent")
 		case g != a.xattrs[k]:
-			o.mismatch(a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), fmt.Sprintf("%q", g))
+			o.mismatchFrom(a.lower, a.name, "xattr "+k, fmt.Sprintf("%q", a.xattrs[k]), fmt.Sprintf("%q", g))
 		}
 	}
 	for _, k := range sortedKeys(got) {
 		if _, ok := a.xattrs[k]; !ok {
-			o.mismatch(a.name, "xattr "+k, "absent", fmt.Sprintf("%q", got[k]))
+			o.mismatchFrom(a.lower, a.name, "xattr "+k, "absent", fmt.Sprintf("%q", got[k]))
 		}
 	}
 }
@@ -581,6 +605,9 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			return nil
 		}
 		n.seen = true
+		if n.lower != nil {
+			o.compareInherited(tree, p, n, fi, st)
+		}
 		if !n.explicit && !fi.IsDir() {
 			o.add(with(finding(LstatMismatch, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
 		}
@@ -595,6 +622,74 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 	}
 	res.done = true
 	return res
+}
+
+// compareInherited compares an entry a full-rootfs layer directory inherited
+// from a lower layer with that layer's header: the driver copied it, and the
+// layer's own tar, which Docker's diffID check covers, does not list it.
+// Compared: type, size, symlink target, device numbers, mode and owner (vfs's
+// CopyDir keeps them, as do btrfs and zfs snapshots), and a hardlink's
+// identity with its target while no later layer replaced the target (which
+// leaves the link on the old inode). Not compared: xattrs, which vfs does not
+// copy (it keeps only security.capability), and the mode and owner of files
+// with several links, which a later hardlink header may have set.
+func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st statT) {
+	h := n.lower
+	from := n.layer + 1
+	if h.Typeflag == tar.TypeLink {
+		target, ok := cleanEntry(h.Linkname)
+		if !ok {
+			return
+		}
+		if tn := tree.lookup(target); tn == nil || tn.layer != n.layer {
+			return // the target was replaced or removed above the link's layer
+		}
+		tfi, err := o.lstat(target)
+		if err != nil || !os.SameFile(fi, tfi) {
+			got := "another file"
+			if err != nil {
+				got = "target absent"
+			}
+			o.mismatchFrom(from, p, "hardlink target", target+" (same file)", got)
+		}
+		return
+	}
+	known, match := typeMatches(h.Typeflag, fi.Mode())
+	if !known {
+		return
+	}
+	if !match {
+		o.mismatchFrom(from, p, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
+		return
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		if h.Size != fi.Size() {
+			o.mismatchFrom(from, p, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
+		}
+	case tar.TypeSymlink:
+		r, base, err := o.lookup(p)
+		var target string
+		if err == nil {
+			target, err = r.Readlink(base)
+		}
+		switch {
+		case err != nil:
+			o.a.problem(o.subject(p), "readlink: %v", err)
+		case target != h.Linkname:
+			o.mismatchFrom(from, p, "symlink target", h.Linkname, target)
+		}
+	case tar.TypeChar, tar.TypeBlock:
+		if st.major != h.Devmajor || st.minor != h.Devminor {
+			o.mismatchFrom(from, p, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		}
+	}
+	if !fi.IsDir() && st.nlink > 1 {
+		return
+	}
+	a := o.headerAttrs(h, p)
+	a.name, a.lower, a.xattrs = p, from, nil
+	o.compareAttrs(a, fi)
 }
 
 // extra reports a path on disk the tree does not have.

@@ -24,7 +24,11 @@
 // hardlink identity, device numbers and xattrs. Then the layer directory is
 // walked for what the tar lacks (an added file, even an empty one), against
 // the layer's own entries for overlay drivers and against a replay of the
-// whole chain's tar-splits for full-rootfs drivers. Layers run in parallel
+// whole chain's tar-splits for full-rootfs drivers, whose directories also
+// hold the entries they inherit: those are compared with the header of the
+// lower layer that last wrote them (type, size, symlink target, device
+// numbers, mode, owner, hardlink identity; not xattrs, which vfs does not
+// copy). Layers run in parallel
 // (Options.Jobs); memory per layer is a few buffers and the layer's path
 // tree.
 //

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"archive/tar"
 	"path"
 	"sort"
 	"strings"
@@ -19,6 +20,9 @@ type tnode struct {
 	explicit bool // the tar has an entry for this path
 	layer    int  // index in the chain of the layer that last wrote it
 	seen     bool // found on disk by the walk
+	// lower is the header of the lower layer that last wrote the path
+	// (full-rootfs drivers: the child directory holds a copy of it).
+	lower *tar.Header
 }
 
 // pathTree holds the entries a layer directory should have: for overlay
