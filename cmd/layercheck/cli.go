@@ -13,7 +13,7 @@ type CLI struct {
 	Tar     tarCmd           `cmd:"" help:"Verify docker save tarballs (legacy, Docker 25+, containerd store; plain, gzip or zstd) and OCI archives."`
 	Layout  layoutCmd        `cmd:"" help:"Verify an OCI image layout directory."`
 	Remote  remoteCmd        `cmd:"" help:"Verify images in registries end to end: manifests, configs and every layer, each blob read once."`
-	Compare compareCmd       `cmd:"" help:"Compare a docker save tarball or OCI layout with what a registry serves: manifest, config digest (image ID), every diffID and chainID, compressed layer digests where both sides have them. Exit 0 identical, 1 different, 3 could not compare."`
+	Compare compareCmd       `cmd:"" help:"Compare a docker save tarball or OCI layout with what a registry serves (ARTIFACT REF: manifest, config digest, every diffID and chainID, compressed layer digests where both sides have them); a host image with its registry source ([--root DATAROOT] [--remote REF] [--deep] IMAGE: image ID, diffIDs, chainIDs, tag moved, layerdb, distribution/; --deep: tar-splits and every file); or a source against a host's layer store (--root DATAROOT SOURCE, SOURCE a path or a registry reference with a registry host: chainIDs and tar-splits from the source's bytes vs layerdb). Exit 0 identical, 1 different, 3 could not compare."`
 	Host    hostCmd          `cmd:"" help:"Audit a Docker host store (/var/lib/docker) offline and read-only: image and layer stores, every layer's exact content and metadata on disk, containers, overlay2 links, orphans and leftovers."`
 	Chainid chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
 	Checks  checksCmd        `cmd:"" help:"List every check ID with its default severity."`
