@@ -37,8 +37,9 @@ if [ -z "$CACHE" ]; then
   if sync && echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then CACHE=cold; else CACHE=warm; fi
 fi
 
-LC=bin/layercheck
-go build -trimpath -o "$LC" ./cmd/layercheck
+# LAYERCHECK=path times an already built binary instead of building one.
+LC=${LAYERCHECK:-bin/layercheck}
+[ -n "${LAYERCHECK:-}" ] || go build -trimpath -o "$LC" ./cmd/layercheck
 
 mkdir -p "$BENCH"
 if [ ! -f "$BENCH/docker-save.tar" ] || [ "$(cat "$BENCH/size" 2>/dev/null)" != "$SIZE" ]; then
