@@ -17,6 +17,15 @@ import (
 
 // finish compares claims with measurements and writes the report entries.
 func (r *run) finish(ctx context.Context) {
+	r.finishImages()
+	if n, ok := r.src.(source.Noter); ok {
+		r.b.Add(n.Findings()...)
+	}
+	r.unreferenced(ctx)
+}
+
+// finishImages evaluates every image met and adds it to the report.
+func (r *run) finishImages() {
 	r.mergeDuplicates()
 	for _, w := range r.images {
 		r.evaluate(w)
@@ -35,10 +44,6 @@ func (r *run) finish(ctx context.Context) {
 		r.b.Add(w.findings...)
 		r.b.AddImage(img)
 	}
-	if n, ok := r.src.(source.Noter); ok {
-		r.b.Add(n.Findings()...)
-	}
-	r.unreferenced(ctx)
 }
 
 // mergeDuplicates folds an OCI manifest target into the docker-save record of

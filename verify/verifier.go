@@ -160,6 +160,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
+			r.interrupted(err)
 			return err
 		}
 		switch {
@@ -170,10 +171,30 @@ func (r *run) do(ctx context.Context) error {
 		}
 	}
 	if err := r.runJobs(ctx); err != nil {
+		if ctx.Err() != nil {
+			r.interrupted(ctx.Err())
+		}
 		return err
 	}
 	r.finish(ctx)
 	return ctx.Err()
+}
+
+// interrupted reports what was verified before a cancellation: every image
+// met so far, with the layers read to the end; each layer that was not is a
+// problem saying so. Unreferenced blobs are not looked for (the walk did not
+// finish, so "unreferenced" would be wrong).
+func (r *run) interrupted(cause error) {
+	for _, j := range r.jobs {
+		if !j.done || (j.res == nil && j.err == nil) || errors.Is(j.err, context.Canceled) || errors.Is(j.err, context.DeadlineExceeded) {
+			j.err = fmt.Errorf("interrupted before the layer was read to the end: %w", cause)
+			j.done = true
+		}
+	}
+	r.finishImages()
+	if n, ok := r.src.(source.Noter); ok {
+		r.b.Add(n.Findings()...)
+	}
 }
 
 // scanned runs the pass over a blob a sequential source streams past once.
