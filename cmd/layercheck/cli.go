@@ -10,16 +10,17 @@ import (
 type CLI struct {
 	Globals
 
-	Tar     tarCmd           `cmd:"" help:"Verify docker save tarballs (legacy, Docker 25+, containerd store; plain, gzip or zstd) and OCI archives."`
-	Layout  layoutCmd        `cmd:"" help:"Verify an OCI image layout directory."`
-	Remote  remoteCmd        `cmd:"" help:"Verify images in registries end to end: manifests, configs and every layer, each blob read once."`
-	Compare compareCmd       `cmd:"" help:"Compare a docker save tarball or OCI layout with what a registry serves (ARTIFACT REF: manifest, config digest, every diffID and chainID, compressed layer digests where both sides have them); a host image with its registry source ([--root DATAROOT] [--remote REF] [--deep] IMAGE: image ID, diffIDs, chainIDs, tag moved, layerdb, distribution/; --deep: tar-splits and every file); or a source against a host's layer store (--root DATAROOT SOURCE, SOURCE a path or a registry reference with a registry host: chainIDs and tar-splits from the source's bytes vs layerdb). Exit 0 identical, 1 different, 3 could not compare."`
-	Host    hostCmd          `cmd:"" help:"Audit a Docker host store (/var/lib/docker) offline and read-only: image and layer stores, every layer's exact content and metadata on disk, containers, overlay2 links, orphans and leftovers."`
-	Chainid chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
-	Checks  checksCmd        `cmd:"" help:"List every check ID with its default severity."`
-	Merge   mergeCmd         `cmd:"" help:"Join JSON reports (e.g. of CI shards) into one report; outputs, policies and exit code as if one run had verified everything."`
-	Analyze analyzeCmd       `cmd:"" help:"Verify an archive, layout or registry image and print its layer analysis (files, bytes, ratio, whiteouts, largest files, overwritten and deleted files, dive's wasted bytes and efficiency), all from the one pass."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Tar        tarCmd           `cmd:"" help:"Verify docker save tarballs (legacy, Docker 25+, containerd store; plain, gzip or zstd) and OCI archives."`
+	Layout     layoutCmd        `cmd:"" help:"Verify an OCI image layout directory."`
+	Remote     remoteCmd        `cmd:"" help:"Verify images in registries end to end: manifests, configs and every layer, each blob read once."`
+	Compare    compareCmd       `cmd:"" help:"Compare a docker save tarball or OCI layout with what a registry serves (ARTIFACT REF: manifest, config digest, every diffID and chainID, compressed layer digests where both sides have them); a host image with its registry source ([--root DATAROOT] [--remote REF] [--deep] IMAGE: image ID, diffIDs, chainIDs, tag moved, layerdb, distribution/; --deep: tar-splits and every file); or a source against a host's layer store (--root DATAROOT SOURCE, SOURCE a path or a registry reference with a registry host: chainIDs and tar-splits from the source's bytes vs layerdb). Exit 0 identical, 1 different, 3 could not compare."`
+	Host       hostCmd          `cmd:"" help:"Audit a Docker host store (/var/lib/docker) offline and read-only: image and layer stores, every layer's exact content and metadata on disk, containers, overlay2 links, orphans and leftovers."`
+	Chainid    chainidCmd       `cmd:"" name:"chainid" help:"Print the chainID of each prefix of a list of diffIDs."`
+	Checks     checksCmd        `cmd:"" help:"List every check ID with its default severity."`
+	Merge      mergeCmd         `cmd:"" help:"Join JSON reports (e.g. of CI shards) into one report; outputs, policies and exit code as if one run had verified everything."`
+	Analyze    analyzeCmd       `cmd:"" help:"Verify an archive, layout or registry image and print its layer analysis (files, bytes, ratio, whiteouts, largest files, overwritten and deleted files, dive's wasted bytes and efficiency), all from the one pass."`
+	Completion completionCmd    `cmd:"" help:"Print the shell completion script for bash, zsh or fish (source <(layercheck completion bash))."`
+	Version    kong.VersionFlag `help:"Print the version and exit."`
 }
 
 // Globals are flags every command accepts.

@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "layercheck:", err)
 		return ExitUsage
 	}
+	answerCompletion(parser) // the shell's completion hook (completion.go)
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "layercheck:", err)
