@@ -32,9 +32,12 @@ type Globals struct {
 	FailOn     string   `enum:"error,warning" default:"error" help:"Lowest finding severity that fails the run (exit 1): error or warning."`
 	NoProgress bool     `help:"Never show progress on stderr (it is shown only when stderr is a terminal)."`
 
-	MaxManifestSize int64   `default:"4194304" help:"Largest manifest, index or config read into memory, in bytes."`
-	MaxTarSize      int64   `default:"0" help:"Stop decompressing a layer past this many bytes (0: no limit)."`
-	MaxRatio        float64 `default:"0" help:"Stop decompressing a layer that grows beyond this ratio over its compressed size (0: no limit)."`
+	MaxManifestSize int64   `default:"4194304" help:"Largest manifest, index or config read into memory, in bytes; a larger one is a manifest-parse or config-parse finding (index.json, manifest.json: could not check)."`
+	MaxTarSize      int64   `default:"0" help:"Stop decompressing a layer past this many bytes, with a layer-limit finding (0: no limit)."`
+	MaxRatio        float64 `default:"0" help:"Stop decompressing a layer that grows beyond this ratio over its compressed size, checked once 64 MiB are out, with a layer-limit finding (0: no limit)."`
+	MaxLayers       int     `default:"1000" help:"Most layers one image may list; more is a layer-count finding and the image's layers are not read."`
+	MaxIndexEntries int     `default:"10000" help:"Most manifests one image index may list; more is a manifest-parse finding and none is fetched."`
+	MaxIndexDepth   int     `default:"8" help:"Deepest nesting of image indexes followed; deeper is a manifest-parse finding."`
 
 	policy       // CI policy flags (policy.go)
 	analyzeFlags // --analyze (analyze.go)

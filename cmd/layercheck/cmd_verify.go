@@ -93,6 +93,9 @@ func (g *Globals) verifierOptions(sel selection) verify.Options {
 		Platforms:       sel.Platform,
 		Images:          sel.Image,
 		MaxManifestSize: g.MaxManifestSize,
+		MaxLayers:       g.MaxLayers,
+		MaxIndexEntries: g.MaxIndexEntries,
+		MaxDepth:        g.MaxIndexDepth,
 		Pass:            verify.PassOptions{MaxTarSize: g.MaxTarSize, MaxRatio: g.MaxRatio},
 		Analysis:        g.analysisOptions(),
 	}
