@@ -9,5 +9,7 @@
 // docker-save records), runs one Pass per distinct layer blob in parallel
 // with bounded memory, and turns every disagreement between what was claimed
 // and what was measured into a report.Finding. It knows sources only through
-// the interfaces of package source.
+// the interfaces of package source. With Options.Analysis, a LayerAnalyzer
+// observes each layer's pass and AnalyzeImage combines them per image, in
+// layer order, into report.ImageAnalysis (analysis.go).
 package verify
