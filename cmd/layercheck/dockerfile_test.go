@@ -107,3 +107,29 @@ func TestDockerfileBuild(t *testing.T) {
 		t.Errorf("--version = %q (%v), want v9.9.9-test", v, err)
 	}
 }
+
+// TestGoInstallable guards `go install
+// github.com/layercheck/layercheck/cmd/layercheck@latest`: the module path
+// is the import path, the command is a main package at cmd/layercheck, and
+// go.mod has no replace or exclude directive (go install pkg@version
+// refuses a main module that has them).
+func TestGoInstallable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if strings.TrimSpace(lines[0]) != "module github.com/layercheck/layercheck" {
+		t.Errorf("go.mod starts with %q, want module github.com/layercheck/layercheck", lines[0])
+	}
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 0 && (f[0] == "replace" || f[0] == "exclude") {
+			t.Errorf("go.mod:%d: %q: go install …@latest refuses modules with replace or exclude directives", i+1, l)
+		}
+	}
+	src, err := os.ReadFile("main.go")
+	if err != nil || !strings.Contains(string(src), "\npackage main\n") && !strings.HasPrefix(string(src), "package main\n") {
+		t.Errorf("cmd/layercheck/main.go is not package main (%v)", err)
+	}
+}
