@@ -67,8 +67,8 @@ func NewLayerAnalyzer(opts AnalysisOptions) *LayerAnalyzer {
 func (a *LayerAnalyzer) Header(h *tar.Header) {
 	a.stats.Entries++
 	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-	if name == "" {
-		return // the root directory itself
+	if name == "" || h.Typeflag == tar.TypeXGlobalHeader {
+		return // the root directory itself, or a PAX global header (no file)
 	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
