@@ -139,6 +139,7 @@ func verifySide(ctx context.Context, src source.Source, opts verify.Options, cap
 type outcome struct {
 	b        *report.Builder
 	firstErr error
+	prog     *progress
 }
 
 func (o *outcome) merge(r *report.Report) {
@@ -167,6 +168,7 @@ func (o *outcome) fail(subj report.Subject, err error) {
 
 // finish writes the report and sets the exit code.
 func (o *outcome) finish(env *Env, g *Globals, outs []output, name string) error {
+	o.prog.done()
 	if env.Ctx.Err() != nil {
 		o.firstErr = env.Ctx.Err()
 	}
@@ -282,7 +284,6 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 		return err
 	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
-	defer prog.done()
 	st, err := c.openStore(g, prog)
 	if err != nil {
 		env.Code = ExitCannotCheck
@@ -303,7 +304,7 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 		env.Code = ExitUsage
 		return &usageError{err.Error()}
 	}
-	o := &outcome{b: &report.Builder{}}
+	o := &outcome{b: &report.Builder{}, prog: prog}
 	subj := report.Subject{Image: c.Source, Platform: img.Platform()}
 	ctx := env.Ctx
 
@@ -471,7 +472,6 @@ func (c *compareCmd) runStore(g *Globals, env *Env) error {
 		return err
 	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
-	defer prog.done()
 	st, err := c.openStore(g, prog)
 	if err != nil {
 		env.Code = ExitCannotCheck
@@ -501,7 +501,7 @@ func (c *compareCmd) runStore(g *Globals, env *Env) error {
 	}
 	defer src.Close()
 	name := c.Source + " vs " + st.String()
-	o := &outcome{b: &report.Builder{}}
+	o := &outcome{b: &report.Builder{}, prog: prog}
 	caps := newCaptures()
 	opts := g.verifierOptions(selection{Platform: c.Platform, Image: c.Image})
 	opts.Progress = prog.add
