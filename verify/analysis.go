@@ -241,22 +241,30 @@ func diveEfficiency(layers []AnalyzedLayer, out *report.ImageAnalysis, topFiles 
 				parents[d] = true
 			}
 		}
+		// Whiteouts of directories in the stack count what is below them:
+		// one scan of the stack, each path added to its whited-out ancestors.
+		dirSize := map[string]int64{}
+		for p, info := range a.paths {
+			if st, ok := stack[p]; ok && info.kind == kindWhiteout && st.kind == kindDir {
+				dirSize[p] = st.size
+			}
+		}
+		if len(dirSize) > 0 {
+			for q, qi := range stack {
+				for d := path.Dir(q); d != "."; d = path.Dir(d) {
+					if _, ok := dirSize[d]; ok {
+						dirSize[d] += qi.size
+					}
+				}
+			}
+		}
 		for p, info := range a.paths {
 			if parents[p] {
 				continue
 			}
 			size := info.size
 			if info.kind == kindWhiteout {
-				size = 0
-				if st, ok := stack[p]; ok && st.kind == kindDir {
-					size = st.size
-					prefix := p + "/"
-					for q, qi := range stack {
-						if strings.HasPrefix(q, prefix) {
-							size += qi.size
-						}
-					}
-				}
+				size = dirSize[p] // 0 for a file or a path not in the stack
 			}
 			o := occ[p]
 			if o == nil {
@@ -269,15 +277,20 @@ func diveEfficiency(layers []AnalyzedLayer, out *report.ImageAnalysis, topFiles 
 		}
 		// Stack the layer: whiteouts remove a path and what is below it
 		// (dive ignores opaque markers), the other entries are added.
+		removed := false
 		for p, info := range a.paths {
-			if info.kind != kindWhiteout {
-				continue
+			if info.kind == kindWhiteout {
+				delete(stack, p)
+				removed = true
 			}
-			delete(stack, p)
-			prefix := p + "/"
+		}
+		if removed {
 			for q := range stack {
-				if strings.HasPrefix(q, prefix) {
-					delete(stack, q)
+				for d := path.Dir(q); d != "."; d = path.Dir(d) {
+					if info, ok := a.paths[d]; ok && info.kind == kindWhiteout {
+						delete(stack, q)
+						break
+					}
 				}
 			}
 		}
