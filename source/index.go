@@ -58,6 +58,9 @@ func ParseIndexJSON(data []byte, file string) ([]Target, []report.Finding) {
 	if doc.Config != nil || doc.Layers != nil {
 		add(report.Warning, file+" has config/layers fields: it looks like an image manifest, not an index")
 	}
+	if k := DuplicateKey(data); k != "" {
+		add(report.Warning, fmt.Sprintf("%s: key %q appears twice in one object; read as encoding/json does (the last value wins), while other tools may read the first", file, k))
+	}
 	if len(doc.Manifests) == 0 {
 		add(report.Info, file+" lists no manifests")
 		return nil, fs

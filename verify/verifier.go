@@ -363,6 +363,9 @@ func (r *run) descriptor(ctx context.Context, name string, tags []string, desc o
 		w.add(report.ManifestParse, nil, subj, "manifest is not valid JSON: "+err.Error(), "", "")
 		return
 	}
+	if k := source.DuplicateKey(data); k != "" {
+		w.addSev(report.ManifestParse, report.Warning, nil, subj, fmt.Sprintf("key %q appears twice in one object; read as encoding/json does (the last value wins), while other tools may read the first", k), "", "")
+	}
 	mt := desc.MediaType
 	if head.MediaType != "" && mt != "" && head.MediaType != mt {
 		// The same kind under another name (an OCI descriptor for a Docker
@@ -700,6 +703,9 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 			} else if cfg.RootFS == nil {
 				w.add(report.ConfigParse, nil, cfgSubj, "config has no rootfs", "", "")
 				cfg = nil
+			}
+			if k := source.DuplicateKey(data); k != "" {
+				w.addSev(report.ConfigParse, report.Warning, nil, cfgSubj, fmt.Sprintf("key %q appears twice in one object; read as encoding/json does (the last value wins), while other tools may read the first", k), "", "")
 			}
 		}
 	}

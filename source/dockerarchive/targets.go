@@ -112,6 +112,10 @@ func parseManifest(data []byte) ([]manifestEntry, [][]byte, []report.Finding) {
 		add("manifest.json is an empty list: it lists no images")
 		return nil, nil, fs
 	}
+	if k := source.DuplicateKey(trimmed); k != "" {
+		fs = append(fs, report.Finding{Check: report.ArchiveManifest, Severity: report.Warning, Subject: report.Subject{Path: manifestFile},
+			Message: fmt.Sprintf("manifest.json: key %q appears twice in one object; read as encoding/json does (the last value wins), while other tools may read the first", k)})
+	}
 	var entries []manifestEntry
 	var kept [][]byte
 	for i, raw := range raws {
