@@ -546,3 +546,66 @@ func TestCompareHostDistribution(t *testing.T) {
 		t.Errorf("v2metadata finding: %+v", warns)
 	}
 }
+
+// TestCompareHostPulledDigestGone: the tag moved and the registry no longer
+// serves the digest the host pulled, so the host image is compared with what
+// the tag serves now.
+func TestCompareHostPulledDigestGone(t *testing.T) {
+	s, rr, p, _ := pulledStore(t, "vfs")
+	storeImagePush(t, rr, "app:1", s.Images["legacy"])
+	gone, err := name.ParseReference(rr.host + "/app@" + p.manifest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, s.Images["app"].ID.String())
+	if code != ExitFindings {
+		t.Fatalf("exit %d", code)
+	}
+	rep := jsonReport(t, out)
+	got := byCheck(rep, report.Error)
+	if len(got[compare.TagMoved]) != 1 || !strings.Contains(got[compare.TagMoved][0].Message, "no longer serves") {
+		t.Fatalf("compare-tag-moved = %+v", got[compare.TagMoved])
+	}
+	cfg := got[compare.Config]
+	if len(cfg) != 1 || cfg[0].Expected != s.Images["legacy"].ID.String() || cfg[0].Actual != s.Images["app"].ID.String() {
+		t.Fatalf("compare-config = %+v\n%s", cfg, findingsText(rep))
+	}
+	if len(got[compare.LayerOnlyLocal]) != 1 || *got[compare.LayerOnlyLocal][0].Subject.Layer != 1 {
+		t.Errorf("compare-layer-only-local = %+v", got[compare.LayerOnlyLocal])
+	}
+}
+
+// TestCompareHostRegistryDown: a registry that cannot be reached is "could
+// not compare", not a difference.
+func TestCompareHostRegistryDown(t *testing.T) {
+	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
+	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, "--remote", "127.0.0.1:1/app:1", "legacy:latest")
+	if code != ExitCannotCheck {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitCannotCheck, out, errOut)
+	}
+	if rep := jsonReport(t, out); len(rep.Problems) == 0 || rep.Summary.Errors != 0 {
+		t.Errorf("problems %+v, %d errors", rep.Problems, rep.Summary.Errors)
+	}
+}
+
+// TestCompareSourceDeep: --root DATAROOT --deep SOURCE also rebuilds the host
+// image's layers and names a changed file.
+func TestCompareSourceDeep(t *testing.T) {
+	s, _, _, ref := pulledStore(t, "vfs")
+	top := s.Images["app"].Layers[1]
+	dockertest.WriteFile(t, s.Path(top.Dir+"/etc/hello"), []byte("HELLO again, world\n"), 0o644)
+	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, ref); code != ExitOK {
+		t.Fatalf("without --deep: exit %d", code)
+	}
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, ref)
+	if code != ExitFindings {
+		t.Fatalf("--deep: exit %d", code)
+	}
+	rep := jsonReport(t, out)
+	if crc := byCheck(rep, report.Error)["host-file-crc"]; len(crc) == 0 || crc[0].Subject.Entry != "etc/hello" {
+		t.Fatalf("--deep does not name etc/hello:\n%s", findingsText(rep))
+	}
+}
