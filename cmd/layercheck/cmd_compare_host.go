@@ -321,12 +321,13 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 				return o.finish(env, g, outs, c.Source)
 			}
 			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Warning, Subject: subj,
-				Message: fmt.Sprintf("the host's tag %s could not be resolved in the registry (%v): it may have been deleted upstream; compared by the recorded digest", hs.tag, terr), Expected: "a manifest", Actual: pulledDigest})
+				Message: fmt.Sprintf("the host's tag %s could not be resolved in the registry (%v), so whether it moved is unknown (a tag deleted upstream looks like this); compared by the recorded digest", hs.tag, terr), Expected: "a manifest", Actual: pulledDigest})
 		case now.String() != pulledDigest:
 			msg := fmt.Sprintf("the tag %s moved upstream since the host pulled it: the registry now serves %s, the host recorded %s; the local copy is stale, not necessarily damaged", hs.tag, now, pulledDigest)
 			if c.Remote == "" {
-				if _, _, perr := resolveDigest(ctx, client, hs.pulled); perr == nil {
+				if pulledSrc, _, perr := resolveDigest(ctx, client, hs.pulled); perr == nil {
 					msg += "; compared below with the pulled digest, which the registry still serves"
+					regSrc = pulledSrc
 				} else {
 					msg += fmt.Sprintf("; the registry no longer serves the pulled digest (%v), so the host image is compared with what the tag serves now", perr)
 					target, regSrc = hs.tag, tagSrc
