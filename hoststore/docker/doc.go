@@ -10,6 +10,13 @@
 // one report.Image per image (layers with their diffIDs and chainIDs) and a
 // finding, with a stable check ID, for every problem.
 //
+// [Store.LookupImage] is the cheap read-only view of one image that
+// layercheck compare uses: its config (platform, diffIDs, chainIDs), the
+// layerdb records of its chainIDs, its repositories.json references and the
+// distribution/ entries of its layers, with no layer content read;
+// [Store.Layer], [Store.DiffIDByDigest] and [Store.OpenFile] read one layerdb
+// record, one diffid-by-digest entry and one file (a tar-split.json.gz).
+//
 // # Exact content
 //
 // Each layer is rebuilt once, whichever images share it: tarsplit.Assemble
