@@ -13,6 +13,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
@@ -131,8 +132,18 @@ type hashCounter struct {
 	n   int64
 	// total mirrors n for readers on other goroutines (the ratio limit).
 	total atomic.Int64
+	// errMu guards err: a decompressor reading ahead on its own goroutine
+	// (pgzip) may record it while the pass looks at it.
+	errMu sync.Mutex
 	err   error
 	limit func(n int64) error
+}
+
+// failed returns the first read error that is not io.EOF, or nil.
+func (c *hashCounter) failed() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
 }
 
 func (c *hashCounter) Read(p []byte) (int, error) {
@@ -152,8 +163,12 @@ func (c *hashCounter) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
+	if err != nil && err != io.EOF {
+		c.errMu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.errMu.Unlock()
 	}
 	return n, err
 }
@@ -261,13 +276,13 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 			walkTar(res, tin, tarSide, stored, opts)
 		}
 		if closeDec != nil {
-			if err := closeDec(); err != nil && res.DecompressErr == nil && res.LimitErr == nil && stored.err == nil {
+			if err := closeDec(); err != nil && res.DecompressErr == nil && res.LimitErr == nil && stored.failed() == nil {
 				res.DecompressErr = err
 			}
 		}
 	}
 	// Whatever the decompressor left, the stored digest covers every byte.
-	if stored.err == nil && ctx.Err() == nil {
+	if stored.failed() == nil && ctx.Err() == nil {
 		n, _ := io.Copy(io.Discard, br)
 		if res.Compression != CompressionNone && res.DecompressErr == nil && res.LimitErr == nil {
 			res.TrailingStored = n
@@ -287,8 +302,8 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if stored.err != nil {
-		return res, stored.err
+	if err := stored.failed(); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -300,14 +315,14 @@ func classify(res *PassResult, stored, tarSide *hashCounter, err error) {
 	var le *LimitError
 	switch {
 	case err == nil:
-	case stored.err != nil:
+	case stored.failed() != nil:
 	case errors.As(err, &le):
 		if res.LimitErr == nil {
 			res.LimitErr = err
 		}
-	case res.Compression != CompressionNone && tarSide.err != nil:
+	case res.Compression != CompressionNone && tarSide.failed() != nil:
 		if res.DecompressErr == nil {
-			res.DecompressErr = fmt.Errorf("%s stream: %w", res.Compression, tarSide.err)
+			res.DecompressErr = fmt.Errorf("%s stream: %w", res.Compression, tarSide.failed())
 		}
 	default:
 		if res.TarErr == nil {
@@ -345,7 +360,7 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 			}
 			classify(res, stored, tarSide, err)
 			// Hash what remains, so the digests still cover every byte.
-			if stored.err == nil && res.LimitErr == nil && res.DecompressErr == nil {
+			if stored.failed() == nil && res.LimitErr == nil && res.DecompressErr == nil {
 				_, derr := io.Copy(io.Discard, tin)
 				classify(res, stored, tarSide, derr)
 			}
