@@ -100,6 +100,12 @@ func (c *Client) Open(ref string) (*Source, error) {
 			return nil, fmt.Errorf("reference %q: %w", ref, err)
 		}
 	}
+	// go-containerregistry checks the repository's length before it adds
+	// "library/" to a Docker Hub name: a name it accepts can expand past
+	// the limit, and every request for it would then fail (found by fuzzing).
+	if _, err := name.ParseReference(r.Name(), opts...); err != nil {
+		return nil, fmt.Errorf("reference %q: its full form %s is not a valid reference: %w", ref, r.Name(), err)
+	}
 	eps, err := c.endpoints(r.Context())
 	if err != nil {
 		return nil, err
