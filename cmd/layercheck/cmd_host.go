@@ -96,10 +96,6 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 		env.Code = ExitUsage
 		return err
 	}
-	if g.policy.MaxWastedBytes > 0 {
-		env.Code = ExitUsage
-		return &usageError{"--max-wasted-bytes judges the layer analysis of tar, layout and remote; host does not analyse layers"}
-	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	stores, err := c.auditors(g, prog)
 	if err != nil {

@@ -191,12 +191,8 @@ func TestHostPolicies(t *testing.T) {
 		t.Errorf("no layer-size finding names app layer %d: %+v", largestIdx, fs)
 	}
 
-	// A malformed policy flag is a usage error before anything is read, and
-	// so is a policy on the layer analysis, which host does not make.
+	// A malformed policy flag is a usage error before anything is read.
 	if out, _, code := runCLI(t, "host", "--root", s.Root, "--require-platforms", "linux"); code != ExitUsage {
 		t.Errorf("--require-platforms linux: exit %d, want %d\n%s", code, ExitUsage, out)
-	}
-	if out, errOut, code := runCLI(t, "host", "--root", s.Root, "--max-wasted-bytes", "1"); code != ExitUsage || !strings.Contains(errOut, "max-wasted-bytes") {
-		t.Errorf("--max-wasted-bytes on host: exit %d, want %d\n%s\n%s", code, ExitUsage, out, errOut)
 	}
 }
