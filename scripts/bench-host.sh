@@ -63,15 +63,16 @@ mkdir -p "$DATA" "$TMP/exec" "$TMP/client"
 echo '{}' >"$TMP/client/config.json"
 echo "{\"deprecated-key-path\": \"$TMP/key.json\"}" >"$TMP/daemon.json"
 cleanup() {
-  if [ -f "$PIDFILE" ]; then
-    local pid
-    pid=$(cat "$PIDFILE")
+  set +e # remove everything even when a step fails
+  local pid=${DOCKERD_PID:-}
+  [ -f "$PIDFILE" ] && pid=$(cat "$PIDFILE")
+  if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   # dockerd unmounts on a clean stop; anything left is unmounted before removal.
-  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -80,6 +81,7 @@ dockerd --config-file "$TMP/daemon.json" --data-root "$DATA" --exec-root "$TMP/e
   -H "unix://$SOCK" --pidfile "$PIDFILE" --storage-driver=overlay2 \
   --iptables=false --ip6tables=false --ip-masq=false --bridge=none --userland-proxy=false \
   --log-level warn >"$TMP/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
 for i in $(seq 120); do
   docker info --format '{{.Driver}}' >/dev/null 2>&1 && break
   [ "$i" = 120 ] && { echo "dockerd did not start:" >&2; tail -20 "$TMP/dockerd.log" >&2; exit 1; }
