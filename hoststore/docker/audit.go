@@ -233,6 +233,9 @@ func (a *audit) emit() {
 			}
 			ri.Layers = append(ri.Layers, rl)
 		}
+		if a.s.opts.Analysis != nil && img.configOK {
+			ri.Analysis = a.imageAnalysis(chain)
+		}
 		a.b.AddImage(ri)
 	}
 	for _, k := range sortedKeys(a.layers) {
@@ -250,4 +253,20 @@ func chainIDs(diffIDs []digest.Digest) []digest.Digest {
 		return nil
 	}
 	return verify.ChainIDs(diffIDs)
+}
+
+// imageAnalysis combines the analyses of an image's layers, base first, as
+// the verifier does for a docker save of the image. A graph-driver layer is
+// stored uncompressed: its stored size is the rebuilt tar's. A layer that
+// was not rebuilt, or whose rebuild has no analysis, makes it partial.
+func (a *audit) imageAnalysis(chain []digest.Digest) *report.ImageAnalysis {
+	ls := make([]verify.AnalyzedLayer, len(chain))
+	for i, c := range chain {
+		l := a.layers[c.Encoded()]
+		if l == nil || l.res == nil || l.analyzer == nil {
+			continue
+		}
+		ls[i] = verify.AnalyzedLayer{Analyzer: l.analyzer, StoredSize: l.res.tarSize, TarSize: l.res.tarSize, Complete: l.analyzed}
+	}
+	return verify.AnalyzeImage(ls, a.s.opts.Analysis.TopFiles)
 }

@@ -110,7 +110,15 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 		pw.CloseWithError(err)
 		done <- assembled{st, err}
 	}()
-	res, perr := verify.Pass(ctx, pr, verify.PassOptions{Observers: []verify.Observer{obs}, MaxTarSize: a.s.opts.Pass.MaxTarSize})
+	observers := []verify.Observer{obs}
+	var analyzer *verify.LayerAnalyzer
+	if a.s.opts.Analysis != nil {
+		// The analysis rides on the same pass: one per layer, however
+		// many images share it.
+		analyzer = verify.NewLayerAnalyzer(*a.s.opts.Analysis)
+		observers = append(observers, analyzer)
+	}
+	res, perr := verify.Pass(ctx, pr, verify.PassOptions{Observers: observers, MaxTarSize: a.s.opts.Pass.MaxTarSize})
 	pr.CloseWithError(errors.New("layer pass ended"))
 	out := <-done
 	if err := ctx.Err(); err != nil {
@@ -134,6 +142,12 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 	}
 
 	misaligned := a.fileProblems(l, rootRel, out.st)
+	if analyzer != nil && !misaligned {
+		// A file of the wrong length shifts the headers after it: such a
+		// stream has no analysis (the image's is then partial).
+		l.analyzer = analyzer
+		l.analyzed = complete && res.TarEnd && res.TarErr == nil && res.LimitErr == nil
+	}
 
 	if complete {
 		if l.diff != "" && res.DiffID != l.diff {

@@ -39,6 +39,13 @@
 // (Options.Jobs); memory per layer is a few buffers and the layer's path
 // tree.
 //
+// With Options.Analysis the same pass also feeds a verify.LayerAnalyzer
+// (one per layer, however many images share it); each selected image gets
+// the analysis verify.AnalyzeImage combines from its layers, base first:
+// the figures the verifier computes for a docker save of the image. A layer
+// that could not be rebuilt, or whose rebuilt stream is misaligned by a file
+// of the wrong length, leaves the image's analysis partial.
+//
 // # Safety
 //
 // Nothing under the data root is written, renamed, mounted or locked. Every

@@ -38,6 +38,11 @@ type layerRec struct {
 	children int    // layers and mounts whose parent this is
 	fs       findingList
 	res      *contentResult
+	// analyzer is the layer analysis of the rebuild (nil when the analysis
+	// is off or the rebuilt stream could not be analysed); analyzed: the
+	// pass read the whole rebuilt tar.
+	analyzer *verify.LayerAnalyzer
+	analyzed bool
 }
 
 func (l *layerRec) subject(file string) report.Subject {

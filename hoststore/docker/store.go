@@ -40,6 +40,11 @@ type Options struct {
 	// Progress is called after each layer with the bytes rebuilt. It may be
 	// called from several goroutines at once.
 	Progress func(location string, bytes int64)
+	// Analysis, when set, runs the layer analysis (verify.LayerAnalyzer) in
+	// the pass over each rebuilt layer, once per layer however many images
+	// share it, and adds each selected image's analysis, combined base
+	// layer first as the verifier does, to its report.Image.
+	Analysis *verify.AnalysisOptions
 }
 
 // Drivers are the graph drivers whose stores layercheck audits.
