@@ -20,7 +20,10 @@ type compareCmd struct {
 	Root   string `help:"Docker data root to compare with (default /var/lib/docker for a host image); opened read-only. With a SOURCE that is a path or a registry reference with a registry host, the source's own bytes are checked against this store's layerdb and tar-splits." placeholder:"DATAROOT"`
 	Driver string `help:"Graph driver of --root when image/ holds several." placeholder:"NAME"`
 	Remote string `help:"Registry reference to compare a host image with, instead of the repo@sha256: reference repositories.json records for it." placeholder:"REF"`
-	Deep   bool   `help:"Also prove the bytes: capture each registry (or source) layer's tar-split while it is read, compare it entry by entry with the host's tar-split.json.gz, and rebuild each host layer from disk as layercheck host does (its diffID and every file)."`
+	Deep   bool   `help:"Also prove the bytes: capture each registry (or source) layer's tar-split while it is read, compare it entry by entry with the host's tar-split.json.gz, and rebuild each host layer from disk as layercheck host does (its diffID and every file). For a containerd store it adds nothing: the local compressed blobs are always re-hashed and compared by content digest."`
+
+	ContainerdRoot string `name:"containerd-root" help:"containerd root holding IMAGE (/var/lib/containerd, a copy or a backup), instead of a Docker data root; opened read-only. IMAGE is a meta.db image record (docker.io/library/nginx:latest, nginx, or a target digest prefix), compared with the registry reference it is named after (or --remote). A --root whose Docker data root uses the containerd image store (containerd/daemon, namespace moby) is read this way automatically." placeholder:"DIR"`
+	Namespace      string `help:"containerd namespace of IMAGE (default, k8s.io, moby, ...). Default: the namespace that holds it (moby for a Docker root)." placeholder:"NS"`
 
 	Insecure bool          `help:"Allow plain HTTP and unverified TLS certificates (loopback registries are reached over HTTP without it)."`
 	Timeout  time.Duration `default:"60s" help:"Give up on a connection that sends nothing for this long."`
@@ -33,11 +36,22 @@ type compareCmd struct {
 // source checked against the store (mode 2). See cmd_compare_host.go.
 func (c *compareCmd) Run(g *Globals, env *Env) error {
 	if c.Ref != "" {
-		if c.Root != "" || c.Remote != "" || c.Deep || c.Driver != "" {
+		if c.Root != "" || c.Remote != "" || c.Deep || c.Driver != "" || c.ContainerdRoot != "" || c.Namespace != "" {
 			env.Code = ExitUsage
-			return &usageError{"compare ARTIFACT REF compares an artifact with a registry; --root, --remote, --deep and --driver are for host stores (compare [--root DATAROOT] IMAGE, or compare --root DATAROOT SOURCE)"}
+			return &usageError{"compare ARTIFACT REF compares an artifact with a registry; --root, --containerd-root, --namespace, --remote, --deep and --driver are for host stores (compare [--root DATAROOT] IMAGE, compare --containerd-root DIR IMAGE, or compare --root DATAROOT SOURCE)"}
 		}
 		return c.runArtifact(g, env)
+	}
+	if c.ContainerdRoot != "" {
+		if c.Root != "" || c.Driver != "" {
+			env.Code = ExitUsage
+			return &usageError{"compare --containerd-root DIR IMAGE compares an image of a containerd store; --root and --driver name a Docker data root instead"}
+		}
+		if pathExists(c.Source) {
+			env.Code = ExitUsage
+			return &usageError{fmt.Sprintf("%s is a file or directory: compare --containerd-root compares an image of the store (a meta.db image name) with its registry source", c.Source)}
+		}
+		return c.runContainerd(g, env, c.ContainerdRoot, false)
 	}
 	if c.Root != "" && c.Remote == "" && (pathExists(c.Source) || hasRegistryHost(c.Source)) {
 		return c.runStore(g, env)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/layercheck/layercheck/compare"
+	"github.com/layercheck/layercheck/hoststore/containerd"
 	"github.com/layercheck/layercheck/hoststore/docker"
 	"github.com/layercheck/layercheck/registryclient"
 	"github.com/layercheck/layercheck/report"
@@ -202,7 +203,10 @@ func (c *compareCmd) openStore(g *Globals, prog *progress) (*docker.Store, error
 		Progress:    prog.add,
 	})
 	if errors.Is(err, docker.ErrNotDockerRoot) {
-		return nil, fmt.Errorf("%w; layercheck compare reads Docker's classic (graph-driver) store only, not the containerd image store", err)
+		if _, ok := containerd.DockerRoot(root); ok {
+			return nil, fmt.Errorf("%w; it uses the containerd image store: compare --root DATAROOT SOURCE checks a source against Docker's classic (graph-driver) store only (compare --root DATAROOT IMAGE compares one of its images with its registry source)", err)
+		}
+		return nil, fmt.Errorf("%w; a Docker data root holds image/<driver> (classic store) or containerd/daemon (containerd image store); for a standalone containerd root use --containerd-root", err)
 	}
 	return st, err
 }
@@ -286,6 +290,14 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	st, err := c.openStore(g, prog)
 	if err != nil {
+		root := c.Root
+		if root == "" {
+			root = defaultDockerRoot
+		}
+		if _, ok := containerd.DockerRoot(root); ok && errors.Is(err, docker.ErrNotDockerRoot) && c.Driver == "" {
+			// Docker's containerd image store, detected as layercheck host does.
+			return c.runContainerd(g, env, root, true)
+		}
 		env.Code = ExitCannotCheck
 		return err
 	}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/layercheck/layercheck/compare"
+	"github.com/layercheck/layercheck/hoststore/containerd"
+	"github.com/layercheck/layercheck/registryclient"
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/verify"
+)
+
+// The containerd mode of layercheck compare:
+//
+//	compare --containerd-root DIR [--namespace NS] [--remote REF] IMAGE
+//	compare [--root DATAROOT] IMAGE   (a Docker data root with the containerd image store)
+//
+// The image is a meta.db image record; its registry source is its own name
+// (containerd keeps the reference it pulled as the image name, and the
+// target digest is what was pulled), or --remote. Both sides hold the
+// compressed blobs, so everything is compared by content digest.
+
+// containerdOptions are the store options of compare's flags.
+func (c *compareCmd) containerdOptions(g *Globals, prog *progress, images []string) containerd.Options {
+	vo := g.verifierOptions(selection{})
+	vo.Progress = prog.add
+	var ns []string
+	if c.Namespace != "" {
+		ns = []string{c.Namespace}
+	}
+	return containerd.Options{Namespaces: ns, Images: images, Platforms: c.Platform, Jobs: g.jobs(), Verify: vo}
+}
+
+// openContainerd opens the containerd root: a standalone one, or the one
+// beside a Docker data root (dockerRoot).
+func (c *compareCmd) openContainerd(root string, dockerRoot bool, opts containerd.Options) (*containerd.Store, error) {
+	if dockerRoot {
+		return containerd.OpenDocker(root, opts)
+	}
+	return containerd.Open(root, opts)
+}
+
+// comparedPlatforms picks the platform manifests to compare: those
+// --platform selects, else those the host pulled the layers of or
+// unpacked (containerd fetches only the manifest and config of the
+// others), else every one whose config is present.
+func (c *compareCmd) comparedPlatforms(img *containerd.HostImage) []containerd.HostPlatform {
+	var out []containerd.HostPlatform
+	for _, p := range img.Platforms {
+		if len(c.Platform) > 0 {
+			if verify.PlatformSelected(c.Platform, p.Platform) {
+				out = append(out, p)
+			}
+			continue
+		}
+		pulled := p.Unpacked
+		for _, l := range p.Layers {
+			pulled = pulled || l.Blob
+		}
+		if pulled {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 && len(c.Platform) == 0 {
+		for _, p := range img.Platforms {
+			if p.ConfigPresent {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// runContainerd compares an image of a containerd store with its registry
+// source. root is --containerd-root, or a Docker data root whose
+// containerd image store is used (dockerRoot).
+func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot bool) error {
+	outs, err := parseOutputs(g.Output, g.Quiet)
+	if err != nil {
+		env.Code = ExitUsage
+		return err
+	}
+	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
+	st, err := c.openContainerd(root, dockerRoot, c.containerdOptions(g, prog, nil))
+	if err != nil {
+		env.Code = ExitCannotCheck
+		return err
+	}
+	img, err := st.FindImage(c.Source)
+	if err != nil {
+		env.Code = ExitCannotCheck
+		return fmt.Errorf("host image: %w", err)
+	}
+	plats := c.comparedPlatforms(img)
+	if len(plats) == 0 {
+		env.Code = ExitCannotCheck
+		if len(c.Platform) > 0 {
+			return fmt.Errorf("host image %s/%s: no platform manifest in the content store matches --platform %s", img.Namespace, img.Name, strings.Join(c.Platform, ","))
+		}
+		return fmt.Errorf("host image %s/%s: no platform manifest with its config is in the content store (target %s); nothing to compare", img.Namespace, img.Name, img.Target.Digest)
+	}
+	var platNames []string
+	for _, p := range plats {
+		platNames = append(platNames, p.Platform)
+	}
+	client, err := c.registryClient(g)
+	if err != nil {
+		env.Code = ExitUsage
+		return &usageError{err.Error()}
+	}
+	o := &outcome{b: &report.Builder{}, prog: prog}
+	subj := report.Subject{Image: c.Source}
+	ctx := env.Ctx
+	pulled := img.Target.Digest.String()
+
+	ref := c.Remote
+	if ref == "" {
+		ref = img.Name
+	}
+	repo, tag, dg := refName(ref)
+	imgRepo, _, _ := refName(img.Name)
+	target := ref
+	var regSrc *registryclient.Source
+	if tag != "" && dg == "" && fullRepo(repo) == fullRepo(imgRepo) {
+		// Tag moved: the tag now resolves to another digest than the
+		// target the host pulled.
+		pulledRef := repo + "@" + pulled
+		tagSrc, now, terr := resolveDigest(ctx, client, ref)
+		switch {
+		case terr != nil:
+			if ctx.Err() != nil {
+				return o.finish(env, g, outs, c.Source)
+			}
+			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Warning, Subject: subj,
+				Message: fmt.Sprintf("the tag %s could not be resolved in the registry (%v), so whether it moved is unknown (a tag deleted upstream looks like this); compared by the pulled digest", ref, terr), Expected: "a manifest", Actual: pulled})
+			target = pulledRef
+		case now.String() != pulled:
+			msg := fmt.Sprintf("the tag %s moved upstream since the host pulled it: the registry now serves %s, the host's image record targets %s; the local copy is stale, not necessarily damaged", ref, now, pulled)
+			if pulledSrc, _, perr := resolveDigest(ctx, client, pulledRef); perr == nil {
+				msg += "; compared below with the pulled digest, which the registry still serves"
+				target, regSrc = pulledRef, pulledSrc
+				tagSrc.Close()
+			} else {
+				msg += fmt.Sprintf("; the registry no longer serves the pulled digest (%v), so the host image is compared with what the tag serves now", perr)
+				regSrc = tagSrc
+			}
+			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Error, Subject: subj, Message: msg, Expected: now.String(), Actual: pulled})
+		default:
+			regSrc = tagSrc
+		}
+	}
+	if regSrc == nil {
+		regSrc, err = client.Open(target)
+		if err != nil {
+			env.Code = ExitUsage
+			return &usageError{err.Error()}
+		}
+	}
+	defer regSrc.Close()
+	name := c.Source + " vs " + target
+
+	opts := g.verifierOptions(selection{Platform: platNames})
+	opts.Progress = prog.add
+	regRep, verr := verifySide(ctx, regSrc, opts, nil, "remote", target)
+	o.merge(regRep)
+	if verr != nil {
+		if errors.Is(verr, verify.ErrNoMatch) {
+			o.b.Add(report.Finding{Check: compare.MissingPlatform, Severity: report.Error, Subject: subj,
+				Message: fmt.Sprintf("%s serves no manifest for the host image's platforms", target), Expected: "absent", Actual: strings.Join(platNames, ", ")})
+		} else {
+			o.fail(report.Subject{Image: target}, verr)
+		}
+		return o.finish(env, g, outs, name)
+	}
+
+	// The local side: the containerd audit of this one image runs the
+	// shared verifier over its content blobs (every blob re-hashed, every
+	// layer decompressed for its diffID) and checks its records and
+	// snapshots.
+	full := img.Namespace + "/" + img.Name
+	aopts := c.containerdOptions(g, prog, []string{full})
+	aopts.Namespaces = []string{img.Namespace}
+	aud, err := c.openContainerd(root, dockerRoot, aopts)
+	if err != nil {
+		o.fail(report.Subject{Path: root}, err)
+		return o.finish(env, g, outs, name)
+	}
+	hb := &report.Builder{}
+	if err := aud.Audit(ctx, hb); err != nil {
+		o.fail(report.Subject{Path: aud.String()}, err)
+		return o.finish(env, g, outs, name)
+	}
+	hostRep := hb.Finish("host", aud.String(), toolVersion())
+	o.merge(hostRep)
+	if ctx.Err() != nil {
+		return o.finish(env, g, outs, name)
+	}
+
+	host := compare.ContainerdImage{Target: pulled, TargetIsIndex: len(img.Absent) > 0 || isIndexMediaType(img.Target.MediaType)}
+	want := map[string]bool{}
+	for _, p := range plats {
+		sp := compare.StorePlatform{Platform: p.Platform, ManifestDigest: p.Manifest.Digest.String()}
+		for _, l := range p.Layers {
+			sp.Layers = append(sp.Layers, compare.StoreLayer{Digest: l.Desc.Digest.String(), Size: l.Desc.Size, DiffID: l.DiffID.String(),
+				ChainID: l.ChainID.String(), Blob: l.Blob, Snapshotters: l.Snapshotters})
+		}
+		host.Platforms = append(host.Platforms, sp)
+		want[sp.ManifestDigest] = true
+	}
+	var got []report.Image
+	for _, im := range containerImages(hostRep) {
+		if im.Name == full && want[im.ManifestDigest] {
+			got = append(got, im)
+		}
+	}
+	o.result(compare.Containerd(c.Source, containerImages(regRep), got, host))
+	return o.finish(env, g, outs, name)
+}
+
+func isIndexMediaType(mt string) bool {
+	return mt == "application/vnd.oci.image.index.v1+json" || mt == verify.MediaTypeDockerList
+}
