@@ -58,6 +58,9 @@ func (c *hostCmd) auditors(g *Globals, prog *progress) ([]hostAuditor, error) {
 			MaxFileSize: g.MaxManifestSize,
 			Pass:        g.verifierOptions(selection{}).Pass,
 			Progress:    prog.add,
+			// --analyze and --max-wasted-bytes: the analysis rides on
+			// each layer's rebuild pass.
+			Analysis: g.analysisOptions(),
 		})
 		switch {
 		case err == nil:

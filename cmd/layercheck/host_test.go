@@ -225,3 +225,62 @@ func TestPolicyPlatformMatching(t *testing.T) {
 		}
 	}
 }
+
+// TestHostMaxWastedBytes: on a graph-driver store, host --analyze adds each
+// image's layer analysis (from the rebuild pass), and --max-wasted-bytes
+// judges it: the app image's upper layer overwrites and deletes files of
+// the base, so a limit at its wasted bytes passes and one byte less fails
+// with a policy-wasted finding naming it; no image is left unjudged.
+func TestHostMaxWastedBytes(t *testing.T) {
+	s := hostStore(t)
+	run := func(args ...string) (*report.Report, int) {
+		t.Helper()
+		jsonOut := filepath.Join(t.TempDir(), "report.json")
+		out, errOut, code := runCLI(t, append([]string{"host", "--root", s.Root, "-o", "json=" + jsonOut}, args...)...)
+		if code != ExitOK && code != ExitFindings {
+			t.Fatalf("host %v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+		return readReport(t, jsonOut), code
+	}
+	r, code := run("--analyze")
+	if code != ExitOK {
+		t.Fatalf("host --analyze on a clean store: exit %d, findings %+v", code, r.Findings)
+	}
+	var wasted int64 = -1
+	for _, img := range r.Images {
+		if img.Analysis == nil {
+			t.Fatalf("host --analyze: image %s has no analysis", img.Name)
+		}
+		if len(img.Analysis.Layers) != len(img.Layers) || img.Analysis.Partial {
+			t.Errorf("image %s: analysis of %d layers (partial %v), the image has %d", img.Name, len(img.Analysis.Layers), img.Analysis.Partial, len(img.Layers))
+		}
+		if img.Name == "example.com/app:1" {
+			wasted = img.Analysis.WastedBytes
+		}
+	}
+	if wasted <= 0 {
+		t.Fatalf("app wasted bytes = %d, want > 0 (its upper layer rewrites etc/hello)", wasted)
+	}
+	if r, _ := run(); r.Images[0].Analysis != nil {
+		t.Errorf("host without --analyze carries an analysis")
+	}
+
+	r, code = run("--max-wasted-bytes", strconv.FormatInt(wasted, 10))
+	if code != ExitOK || len(r.Problems) != 0 {
+		t.Fatalf("--max-wasted-bytes %d (app's own figure): exit %d, findings %+v, problems %+v", wasted, code, r.Findings, r.Problems)
+	}
+
+	r, code = run("--max-wasted-bytes", strconv.FormatInt(wasted-1, 10))
+	var fs []report.Finding
+	for _, f := range r.Findings {
+		if f.Check == report.PolicyWasted {
+			fs = append(fs, f)
+		}
+	}
+	if code != ExitFindings || len(fs) != 1 || len(r.Problems) != 0 {
+		t.Fatalf("--max-wasted-bytes %d: exit %d, %d policy-wasted findings (want 1), problems %+v", wasted-1, code, len(fs), r.Problems)
+	}
+	if fs[0].Subject.Image != "example.com/app:1" || fs[0].Actual != strconv.FormatInt(wasted, 10)+" wasted bytes" || fs[0].Severity != report.Error {
+		t.Errorf("policy-wasted finding = %+v", fs[0])
+	}
+}
