@@ -128,8 +128,10 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	prog.done()
 	rep := b.Finish("host", strings.Join(names, ", "), toolVersion())
 	// Host images are addressed by content: --require-digest has no
-	// references to judge; the platform, layer size and media type
-	// policies apply to the audited images as to any report.
+	// references to judge; the platform, layer size, media type and
+	// wasted-bytes policies apply to the audited images as to any report
+	// (graph-driver images declare no media types; their analysis comes
+	// from the rebuild pass, containerd's from the verifier's).
 	applyPolicies(rep, &g.policy, policyRefs("host", c.Images))
 	if werr := writeOutputs(env, outs, rep, g); werr != nil {
 		env.Code = ExitCannotCheck
