@@ -57,9 +57,9 @@ func Containerd(subject string, want, got []report.Image, host ContainerdImage) 
 		if want[0].IndexDigest != "" {
 			regTop, regIndex = want[0].IndexDigest, true
 		}
-		// Two indexes are compared platform by platform (Images); an index
-		// on one side only is a different target.
-		if regTop != "" && regTop != host.Target && !(regIndex && host.TargetIsIndex) {
+		// Two indexes or two manifests are compared by Images (index and
+		// manifest digests); an index on one side only is a different target.
+		if regTop != "" && regTop != host.Target && regIndex != host.TargetIsIndex {
 			what := map[bool]string{true: "an index", false: "a single manifest"}
 			s := subj
 			s.Digest = host.Target

@@ -54,6 +54,11 @@ func (c *compareCmd) Run(g *Globals, env *Env) error {
 		return c.runContainerd(g, env, c.ContainerdRoot, false)
 	}
 	if c.Root != "" && c.Remote == "" && (pathExists(c.Source) || hasRegistryHost(c.Source)) {
+		if !pathExists(c.Source) && containerdImageStore(c.Root) {
+			// A containerd image store names its images by their full
+			// registry reference: SOURCE is one of its images.
+			return c.runContainerd(g, env, c.Root, true)
+		}
 		return c.runStore(g, env)
 	}
 	if pathExists(c.Source) {

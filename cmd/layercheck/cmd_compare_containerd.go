@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/layercheck/layercheck/compare"
@@ -21,6 +23,17 @@ import (
 // (containerd keeps the reference it pulled as the image name, and the
 // target digest is what was pulled), or --remote. Both sides hold the
 // compressed blobs, so everything is compared by content digest.
+
+// containerdImageStore tells whether root is a Docker data root using the
+// containerd image store: no image/ directory (the classic store's), a
+// containerd root at containerd/daemon.
+func containerdImageStore(root string) bool {
+	if _, err := os.Stat(filepath.Join(root, "image")); err == nil {
+		return false
+	}
+	_, ok := containerd.DockerRoot(root)
+	return ok
+}
 
 // containerdOptions are the store options of compare's flags.
 func (c *compareCmd) containerdOptions(g *Globals, prog *progress, images []string) containerd.Options {

@@ -181,7 +181,7 @@ func (s *Store) resolve(h *HostImage, desc ocispec.Descriptor, platform string, 
 			if chain != nil {
 				hl.DiffID, hl.ChainID = diffIDs[i], chain[i]
 				for _, sn := range sortedKeys(ns.Snapshots) {
-					if ns.Snapshots[sn][chain[i].String()] != nil {
+					if s.snapshotIntact(ns, sn, chain[i].String()) {
 						hl.Snapshotters = append(hl.Snapshotters, sn)
 					}
 				}
@@ -196,6 +196,30 @@ func (s *Store) resolve(h *HostImage, desc ocispec.Descriptor, platform string, 
 		}
 		h.Platforms = append(h.Platforms, hp)
 	}
+}
+
+// snapshotIntact tells whether snapshotter sn holds the snapshot key of
+// namespace ns: a meta.db record, the snapshotter's record of its backend
+// name, and its directory on disk (for snapshotters whose layout is known).
+func (s *Store) snapshotIntact(ns *namespace, sn, key string) bool {
+	rec := ns.Snapshots[sn][key]
+	if rec == nil {
+		return false
+	}
+	snt := s.snapshotters[sn]
+	if snt == nil || !snt.Read {
+		return true // not checkable here; the audit reports the snapshotter as a problem
+	}
+	bs := snt.Snapshots[rec.Name]
+	if bs == nil {
+		return false
+	}
+	if bs.HasID {
+		if dir, known := snt.dataDir(bs.ID); known && !isDir(dir) {
+			return false
+		}
+	}
+	return true
 }
 
 // readSmall reads a manifest, index or config blob of the content store,
