@@ -431,13 +431,10 @@ func testRealStoreCapture(t *testing.T, drv string) {
 		}
 		return filepath.Join(root, "vfs", "dir", cacheID)
 	}
-	// --deep rebuilds the host layers with the host audit, whose own test
-	// of these captures (hoststore/docker TestRealStoreCaptures) covers
-	// both drivers; here it runs on overlay2.
+	// --deep rebuilds the host layers with the host audit (whose own test
+	// of these captures is hoststore/docker TestRealStoreCaptures): clean
+	// on both drivers.
 	deep := []string{"--deep"}
-	if drv != "overlay2" {
-		deep = nil
-	}
 	for i, ti := range truth.Images {
 		config, err := os.ReadFile(filepath.Join(imgRel, "imagedb", "content", "sha256", strings.TrimPrefix(ti.ID, "sha256:")))
 		if err != nil {
