@@ -561,3 +561,101 @@ func TestCompareContainerdUsage(t *testing.T) {
 		t.Error("compare changed meta.db")
 	}
 }
+
+// pushFromContent pushes an image of a containerd content store to the
+// registry byte for byte: every blob the target reaches that the store
+// holds, each manifest by digest, the target under repoTag.
+func pushFromContent(t *testing.T, rr *remoteRegistry, root, repoTag string, desc ocispec.Descriptor) {
+	t.Helper()
+	tagRef, err := name.ParseReference(rr.host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := tagRef.Context()
+	read := func(d digest.Digest) ([]byte, bool) {
+		b, err := os.ReadFile(filepath.Join(root, "io.containerd.content.v1.content", "blobs", "sha256", d.Encoded()))
+		return b, err == nil
+	}
+	var push func(d ocispec.Descriptor, top bool)
+	push = func(d ocispec.Descriptor, top bool) {
+		data, ok := read(d.Digest)
+		if !ok {
+			return
+		}
+		var m struct {
+			Manifests []ocispec.Descriptor `json:"manifests"`
+			Config    *ocispec.Descriptor  `json:"config"`
+			Layers    []ocispec.Descriptor `json:"layers"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range m.Manifests {
+			push(c, false)
+		}
+		blobs := m.Layers
+		if m.Config != nil {
+			blobs = append(blobs, *m.Config)
+		}
+		for _, b := range blobs {
+			if bd, ok := read(b.Digest); ok {
+				if err := remote.WriteLayer(repo, static.NewLayer(bd, types.MediaType(b.MediaType))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ref := name.Reference(repo.Digest(d.Digest.String()))
+		if top {
+			ref = tagRef
+		}
+		if err := remote.Put(ref, rawManifest{data, types.MediaType(d.MediaType)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(desc, true)
+}
+
+// TestCompareContainerdRealCapture compares every image of a real
+// containerd 1.6 root (imports with the overlayfs and native snapshotters,
+// a pull) with a registry serving the same bytes: identical, exit 0; then
+// with a registry serving another image under that name: differences.
+func TestCompareContainerdRealCapture(t *testing.T) {
+	root, truth := extractStoreCapture(t, "containerd")
+	rr := newRemoteRegistry(t)
+	before, err := os.ReadFile(filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ti := range truth.CtrImages {
+		repoTag := "cap" + strconv.Itoa(i) + ":1"
+		pushFromContent(t, rr, root, repoTag, ocispec.Descriptor{MediaType: ti.MediaType, Digest: digest.Digest(ti.Digest)})
+		t.Run(ti.Namespace+"/"+ti.Name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/"+repoTag, ti.Name)
+			rep := jsonReport(t, out)
+			if code != ExitOK || rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
+				t.Fatalf("exit %d %s problems %+v\n%s", code, errOut, rep.Problems, findingsText(rep))
+			}
+			if n := len(compareFindings(rep, report.Info)[compare.LayerDigest]); n != 1 {
+				t.Errorf("%d compare-layer-digest notes, want the one saying the comparison is by content digest", n)
+			}
+		})
+	}
+	// Another image under the first one's registry name.
+	ti, oi := truth.CtrImages[0], -1
+	for i, o := range truth.CtrImages {
+		if o.Digest != ti.Digest {
+			oi = i
+			break
+		}
+	}
+	if oi < 0 {
+		t.Fatal("the capture has no second image")
+	}
+	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/cap"+strconv.Itoa(oi)+":1", ti.Name)
+	if code != ExitFindings || len(compareFindings(jsonReport(t, out), report.Error)[compare.Manifest]) == 0 {
+		t.Fatalf("another image: exit %d\n%s", code, out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db")); string(after) != string(before) {
+		t.Error("compare changed meta.db")
+	}
+}
