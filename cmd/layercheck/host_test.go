@@ -264,6 +264,9 @@ func TestHostMaxWastedBytes(t *testing.T) {
 	if r, _ := run(); r.Images[0].Analysis != nil {
 		t.Errorf("host without --analyze carries an analysis")
 	}
+	if out, _, code := runCLI(t, "host", "--root", s.Root, "--analyze", "example.com/app:1"); code != ExitOK || !strings.Contains(out, "analysis: ") || !strings.Contains(out, "efficiency ") {
+		t.Errorf("host --analyze table: exit %d, no analysis summary line:\n%s", code, out)
+	}
 
 	r, code = run("--max-wasted-bytes", strconv.FormatInt(wasted, 10))
 	if code != ExitOK || len(r.Problems) != 0 {
