@@ -244,3 +244,22 @@ func verifySave(t *testing.T, s *dockertest.Store, img *dockertest.Image) report
 	}
 	return r.Images[0]
 }
+
+// TestAnalysisMisaligned: a file of the base layer is shorter on disk than
+// its header says, so every header after it is misplaced in the rebuilt
+// stream: that layer has no analysis (partial), not figures read from
+// misplaced bytes, while the file finding names the file.
+func TestAnalysisMisaligned(t *testing.T) {
+	s := dockertest.Build(t, analysisSpec("vfs"))
+	if err := os.Truncate(s.Path(s.Layers["L0"].Dir+"/etc/a"), 10); err != nil {
+		t.Fatal(err)
+	}
+	r := runAudit(t, s.Root, Options{Analysis: &verify.AnalysisOptions{}})
+	requireFinding(t, r, want{check: FileCRC, entry: "etc/a"})
+	for _, name := range []string{"example.com/base:1", "example.com/app:1"} {
+		a := imageNamed(t, r, name).Analysis
+		if a == nil || !a.Partial || !a.Layers[0].Partial || a.Layers[0].Entries != 0 {
+			t.Errorf("%s analysis = %s, want layer 0 partial with nothing counted", name, asJSON(a))
+		}
+	}
+}
