@@ -56,34 +56,50 @@ func (c *compareCmd) openContainerd(root string, dockerRoot bool, opts container
 }
 
 // comparedPlatforms picks the platform manifests to compare: those
-// --platform selects, else those the host pulled the layers of or
-// unpacked (containerd fetches only the manifest and config of the
-// others), else every one whose config is present.
+// --platform selects; else those the host unpacked or holds every layer
+// blob of (containerd fetches only the manifest and config of the other
+// platforms of an index); else those it holds some layer blob of; else
+// every one whose config is present.
 func (c *compareCmd) comparedPlatforms(img *containerd.HostImage) []containerd.HostPlatform {
-	var out []containerd.HostPlatform
-	for _, p := range img.Platforms {
-		if len(c.Platform) > 0 {
+	if len(c.Platform) > 0 {
+		var out []containerd.HostPlatform
+		for _, p := range img.Platforms {
 			if verify.PlatformSelected(c.Platform, p.Platform) {
 				out = append(out, p)
 			}
-			continue
 		}
-		pulled := p.Unpacked
-		for _, l := range p.Layers {
-			pulled = pulled || l.Blob
-		}
-		if pulled {
-			out = append(out, p)
-		}
+		return out
 	}
-	if len(out) == 0 && len(c.Platform) == 0 {
+	tiers := []func(p containerd.HostPlatform) bool{
+		func(p containerd.HostPlatform) bool {
+			all := true
+			for _, l := range p.Layers {
+				all = all && l.Blob
+			}
+			return p.Unpacked || all
+		},
+		func(p containerd.HostPlatform) bool {
+			for _, l := range p.Layers {
+				if l.Blob {
+					return true
+				}
+			}
+			return false
+		},
+		func(p containerd.HostPlatform) bool { return p.ConfigPresent },
+	}
+	for _, keep := range tiers {
+		var out []containerd.HostPlatform
 		for _, p := range img.Platforms {
-			if p.ConfigPresent {
+			if keep(p) {
 				out = append(out, p)
 			}
 		}
+		if len(out) > 0 {
+			return out
+		}
 	}
-	return out
+	return nil
 }
 
 // runContainerd compares an image of a containerd store with its registry
