@@ -18,7 +18,14 @@
 // source's layers against a host's layerdb, and [TarSplitResult] turns the
 // entry-by-entry comparison of a tar-split captured from the source's bytes
 // with the host's tar-split.json.gz into a finding naming the first
-// difference. Expected values are the registry's (or source's), actual
+// difference. [Containerd] compares what a registry serves with an image of
+// a containerd content store (a standalone containerd root or Docker's
+// containerd image store): both sides keep the compressed blobs, so it
+// compares by content digest (target, platform manifest, config and
+// compressed layer digests, diffIDs, chainIDs) what the verifier measured on
+// the host's blobs, and names layers whose blob the content store lacks
+// (an error, a warning when a snapshot of the chainID still holds the
+// layer). Expected values are the registry's (or source's), actual
 // values the host's. The tag-moved check (compare-tag-moved) is decided by
 // the command line, which resolves tags.
 package compare

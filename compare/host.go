@@ -15,7 +15,7 @@ import (
 // the registry's (or the source's), actual values the host's.
 const (
 	TagMoved          report.Check = "compare-tag-moved"           // the host's tag now resolves to another digest in the registry
-	LayerMissingLocal report.Check = "compare-layer-missing-local" // a layer of the registry's (source's) image is not in the host's layer store
+	LayerMissingLocal report.Check = "compare-layer-missing-local" // a layer of the registry's (source's) image is not in the host's layer store or content store
 	LayerOnlyLocal    report.Check = "compare-layer-only-local"    // the host image has a layer the registry's image does not
 	Layerdb           report.Check = "compare-layerdb"             // a layerdb record's diff or parent differs from what the source's bytes give
 	TarSplit          report.Check = "compare-tarsplit"            // the tar-split of a layer differs from the host's tar-split.json.gz
@@ -26,7 +26,7 @@ const (
 func init() {
 	report.Register(
 		report.CheckInfo{ID: TagMoved, Severity: report.Error, Title: "compare: the tag the host holds still resolves in the registry to the digest the host pulled (else the tag moved upstream: the local copy is stale, both digests are given)"},
-		report.CheckInfo{ID: LayerMissingLocal, Severity: report.Error, Title: "compare: every layer (chainID) of the registry's or source's image is in the host's layer store (layerdb)"},
+		report.CheckInfo{ID: LayerMissingLocal, Severity: report.Error, Title: "compare: every layer (chainID) of the registry's or source's image is in the host's layer store (layerdb), or its compressed blob in the containerd content store (a warning when only the snapshot of its chainID holds it)"},
 		report.CheckInfo{ID: LayerOnlyLocal, Severity: report.Error, Title: "compare: the host image has no layer beyond the registry's image"},
 		report.CheckInfo{ID: Layerdb, Severity: report.Error, Title: "compare: each layerdb record's diff and parent equal the diffID and parent chainID computed from the source's bytes"},
 		report.CheckInfo{ID: TarSplit, Severity: report.Error, Title: "compare: the tar-split captured from the source's layer equals the host's tar-split.json.gz entry by entry (names, sizes, CRCs, raw headers; a trailing empty segment is not a difference)"},

@@ -23,6 +23,12 @@
 //     snapshot directories, leftover ingests, leases that name missing
 //     objects, and content nothing references.
 //
+// FindImage resolves one image record for layercheck compare without
+// verifying anything: its target, the platform manifests the content store
+// holds (config, layers with their diffIDs and chainIDs, which blobs are
+// present, which snapshotters hold each chainID intact) and the platforms
+// of an index it does not hold.
+//
 // Check IDs are the ctrd-* entries registered in checks.go; docs/checks.md
 // lists them. The on-disk formats are described in FORMATS.md section 4.
 package containerd
