@@ -12,14 +12,14 @@ import (
 )
 
 type compareCmd struct {
-	Source   string   `arg:"" name:"source" help:"What to compare. With REF: a docker save tarball (plain, .gz or .zst) or OCI layout (directory or tar). Without REF: a host image of the Docker store at --root (name:tag, name@sha256:…, or an image ID or unique prefix); with --root, a path or a registry reference with a registry host (localhost:5000/app:1, ghcr.io/o/a@sha256:…) is instead compared as a source against the store."`
+	Source   string   `arg:"" name:"source" help:"What to compare. With REF: a docker save tarball (plain, .gz or .zst) or OCI layout (directory or tar). Without REF: a host image of the Docker store at --root (name:tag, name@sha256:…, or an image ID or unique prefix); with --root, a path or a registry reference with a registry host (localhost:5000/app:1, ghcr.io/o/a@sha256:…) is instead compared as a source against the store. With --containerd-root, or a --root using Docker's containerd image store: an image of that store (docker.io/library/nginx:latest, nginx, NS/name, or a target digest prefix)."`
 	Ref      string   `arg:"" optional:"" name:"ref" help:"Registry reference the artifact should equal: localhost:5000/app:1, ghcr.io/org/app@sha256:…"`
 	Image    []string `help:"When the artifact holds several images: compare only this one (name, tag, or image/manifest digest prefix)." placeholder:"REF|ID"`
 	Platform []string `help:"Compare only these platforms (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
 
 	Root   string `help:"Docker data root to compare with (default /var/lib/docker for a host image); opened read-only. With a SOURCE that is a path or a registry reference with a registry host, the source's own bytes are checked against this store's layerdb and tar-splits." placeholder:"DATAROOT"`
 	Driver string `help:"Graph driver of --root when image/ holds several." placeholder:"NAME"`
-	Remote string `help:"Registry reference to compare a host image with, instead of the repo@sha256: reference repositories.json records for it." placeholder:"REF"`
+	Remote string `help:"Registry reference to compare a host image with, instead of the repo@sha256: reference repositories.json records for it (classic store) or the image's own name (containerd store)." placeholder:"REF"`
 	Deep   bool   `help:"Also prove the bytes: capture each registry (or source) layer's tar-split while it is read, compare it entry by entry with the host's tar-split.json.gz, and rebuild each host layer from disk as layercheck host does (its diffID and every file). For a containerd store it adds nothing: the local compressed blobs are always re-hashed and compared by content digest."`
 
 	ContainerdRoot string `name:"containerd-root" help:"containerd root holding IMAGE (/var/lib/containerd, a copy or a backup), instead of a Docker data root; opened read-only. IMAGE is a meta.db image record (docker.io/library/nginx:latest, nginx, or a target digest prefix), compared with the registry reference it is named after (or --remote). A --root whose Docker data root uses the containerd image store (containerd/daemon, namespace moby) is read this way automatically." placeholder:"DIR"`
