@@ -301,6 +301,10 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 		env.Code = ExitCannotCheck
 		return err
 	}
+	if c.Namespace != "" {
+		env.Code = ExitUsage
+		return &usageError{fmt.Sprintf("--namespace is for containerd stores; %s is Docker's classic (graph-driver) store", st.Root())}
+	}
 	img, err := st.LookupImage(c.Source)
 	if err != nil {
 		env.Code = ExitCannotCheck
@@ -489,6 +493,10 @@ func (c *compareCmd) runStore(g *Globals, env *Env) error {
 	if err != nil {
 		env.Code = ExitCannotCheck
 		return err
+	}
+	if c.Namespace != "" {
+		env.Code = ExitUsage
+		return &usageError{fmt.Sprintf("--namespace is for containerd stores; %s is Docker's classic (graph-driver) store", st.Root())}
 	}
 	var src source.Source
 	command := "remote"

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/layercheck/layercheck/compare"
 	"github.com/layercheck/layercheck/fixtures"
+	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
 	"github.com/layercheck/layercheck/report"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -545,6 +546,11 @@ func TestCompareContainerdUsage(t *testing.T) {
 		if _, _, code := runCLI(t, append([]string{"compare", "--no-progress"}, args...)...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
 		}
+	}
+	// --namespace on a classic store.
+	ds := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
+	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", ds.Root, "--namespace", "default", "legacy:latest"); code != ExitUsage {
+		t.Errorf("--namespace with a classic store: exit %d, want %d", code, ExitUsage)
 	}
 	_, errOut, code := runCLI(t, "compare", "--no-progress", "--containerd-root", dir, "nosuch:1")
 	if code != ExitCannotCheck || !strings.Contains(errOut, "nosuch:1") || !strings.Contains(errOut, ref) {
