@@ -665,3 +665,24 @@ func TestCompareContainerdRealCapture(t *testing.T) {
 		t.Error("compare changed meta.db")
 	}
 }
+
+// TestCompareContainerdIndexVersusManifest: the host pulled an index, the
+// registry reference serves the same platform manifest alone: the targets
+// differ (compare-manifest names both), the platform image is the same.
+func TestCompareContainerdIndexVersusManifest(t *testing.T) {
+	dir, rr, r, ref, amd := ctrdPulled(t)
+	single := pushRaw(t, rr, "single:1", amd)
+	out, _, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, "--remote", rr.host+"/single:1", ref)
+	if code != ExitFindings {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	rep := jsonReport(t, out)
+	got := compareFindings(rep, report.Error)
+	m := got[compare.Manifest]
+	if len(m) != 1 || m[0].Expected != single.String() || m[0].Actual != r.images[ref].Digest.String() || !strings.Contains(m[0].Message, "index") {
+		t.Fatalf("compare-manifest = %+v", m)
+	}
+	if len(got) != 1 || len(rep.Problems) != 0 {
+		t.Errorf("findings beyond the target: %+v, problems %+v", got, rep.Problems)
+	}
+}
