@@ -271,3 +271,69 @@ func alterTarSplitCRC(t *testing.T, path string) string {
 	}
 	return entry
 }
+
+// TestCompareContainerdPulled compares the image the standalone containerd
+// pulled from the loopback registry (zstd layers, namespace <driver>-zstd)
+// with the registry: identical, compared by content digest.
+func TestCompareContainerdPulled(t *testing.T) {
+	s := need(t)
+	for _, drv := range s.Drivers {
+		ref := s.Copies[drv].ZstdRemote["layers"]
+		t.Run(drv, func(t *testing.T) {
+			run := layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", drv+"-zstd", "-o", "json", ref)
+			requireClean(t, "layercheck compare --containerd-root "+ref, run)
+			if len(compareFindings(run.Report, "compare-layer-digest", report.Info)) != 1 || len(run.Report.Images) < 2 {
+				t.Errorf("the report lacks an image side or the note on content digests: %d images, %+v", len(run.Report.Images), run.Report.Findings)
+			}
+		})
+	}
+}
+
+// TestCompareContainerdTagMoved pushes an image with skopeo, pulls it into
+// a namespace of the standalone containerd with ctr, compares (identical),
+// then pushes another image under the same tag: compare names the move
+// with both digests and, compared with the pulled digest the registry
+// still serves, finds nothing else.
+func TestCompareContainerdTagMoved(t *testing.T) {
+	s := need(t)
+	ctx := context.Background()
+	drv := s.Drivers[0]
+	set := s.Sets[drv]
+	ns := "compare-moved"
+	remote := s.Registry.Ref(drv + "/compare-ctrd-moved:1")
+	if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+set.Image("layers").Save, "docker://"+remote, "--dest-tls-verify=false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Containerd.Ctr(ctx, ns, "images", "pull", "--plain-http", "--snapshotter", s.Snapshotter, remote); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Containerd.Ctr(context.Background(), ns, "images", "rm", "--sync", remote) })
+	pulled, err := s.Registry.Manifest(ctx, drv+"/compare-ctrd-moved", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
+	requireClean(t, "layercheck compare --containerd-root before the move", run)
+
+	if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+set.Image("busybox").Save, "docker://"+remote, "--dest-tls-verify=false"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Registry.Manifest(ctx, drv+"/compare-ctrd-moved", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Digest == pulled.Digest {
+		t.Fatal("the tag did not move")
+	}
+	run = layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
+	if run.Code != 1 {
+		t.Fatalf("exit %d after the tag moved, want 1; stderr %s", run.Code, run.Stderr)
+	}
+	moved := compareFindings(run.Report, "compare-tag-moved", report.Error)
+	if len(moved) != 1 || moved[0].Expected != m.Digest || moved[0].Actual != pulled.Digest {
+		t.Fatalf("compare-tag-moved = %+v, want registry %s, host %s", moved, m.Digest, pulled.Digest)
+	}
+	if run.Report.Summary.Errors != 1 || run.Report.Summary.Problems != 0 {
+		t.Errorf("compared with the pulled digest the image is the same, yet: %+v %+v", run.Report.Findings, run.Report.Problems)
+	}
+}
