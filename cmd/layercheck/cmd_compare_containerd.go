@@ -124,11 +124,17 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 	}
 	plats := c.comparedPlatforms(img)
 	if len(plats) == 0 {
-		env.Code = ExitCannotCheck
 		if len(c.Platform) > 0 {
+			env.Code = ExitCannotCheck
 			return fmt.Errorf("host image %s/%s: no platform manifest in the content store matches --platform %s", img.Namespace, img.Name, strings.Join(c.Platform, ","))
 		}
-		return fmt.Errorf("host image %s/%s: no platform manifest with its config is in the content store (target %s); nothing to compare", img.Namespace, img.Name, img.Target.Digest)
+		// Nothing to compare: the audit says what is missing (a target
+		// or config blob gone is a finding of its own).
+		o := &outcome{b: &report.Builder{}, prog: prog}
+		if _, ok := c.auditLocal(env, g, prog, o, root, dockerRoot, img); ok {
+			o.b.Problem(report.Subject{Image: c.Source, Digest: img.Target.Digest.String()}, "no platform manifest with its config is in the content store: nothing to compare with the registry")
+		}
+		return o.finish(env, g, outs, c.Source)
 	}
 	var platNames []string
 	for _, p := range plats {
@@ -204,26 +210,8 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 		return o.finish(env, g, outs, name)
 	}
 
-	// The local side: the containerd audit of this one image runs the
-	// shared verifier over its content blobs (every blob re-hashed, every
-	// layer decompressed for its diffID) and checks its records and
-	// snapshots.
-	full := img.Namespace + "/" + img.Name
-	aopts := c.containerdOptions(g, prog, []string{full})
-	aopts.Namespaces = []string{img.Namespace}
-	aud, err := c.openContainerd(root, dockerRoot, aopts)
-	if err != nil {
-		o.fail(report.Subject{Path: root}, err)
-		return o.finish(env, g, outs, name)
-	}
-	hb := &report.Builder{}
-	if err := aud.Audit(ctx, hb); err != nil {
-		o.fail(report.Subject{Path: aud.String()}, err)
-		return o.finish(env, g, outs, name)
-	}
-	hostRep := hb.Finish("host", aud.String(), toolVersion())
-	o.merge(hostRep)
-	if ctx.Err() != nil {
+	hostRep, ok := c.auditLocal(env, g, prog, o, root, dockerRoot, img)
+	if !ok {
 		return o.finish(env, g, outs, name)
 	}
 
@@ -240,7 +228,7 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 	}
 	var got []report.Image
 	for _, im := range containerImages(hostRep) {
-		if im.Name == full && want[im.ManifestDigest] {
+		if im.Name == img.Namespace+"/"+img.Name && want[im.ManifestDigest] {
 			got = append(got, im)
 		}
 	}
@@ -250,4 +238,26 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 
 func isIndexMediaType(mt string) bool {
 	return mt == "application/vnd.oci.image.index.v1+json" || mt == verify.MediaTypeDockerList
+}
+
+// auditLocal runs the containerd audit of this one image into o: the
+// shared verifier over its content blobs (every blob re-hashed, every layer
+// decompressed for its diffID) and the checks of its records and
+// snapshots. ok is false when the audit could not run or was interrupted.
+func (c *compareCmd) auditLocal(env *Env, g *Globals, prog *progress, o *outcome, root string, dockerRoot bool, img *containerd.HostImage) (*report.Report, bool) {
+	aopts := c.containerdOptions(g, prog, []string{img.Namespace + "/" + img.Name})
+	aopts.Namespaces = []string{img.Namespace}
+	aud, err := c.openContainerd(root, dockerRoot, aopts)
+	if err != nil {
+		o.fail(report.Subject{Path: root}, err)
+		return nil, false
+	}
+	hb := &report.Builder{}
+	if err := aud.Audit(env.Ctx, hb); err != nil {
+		o.fail(report.Subject{Path: aud.String()}, err)
+		return nil, false
+	}
+	rep := hb.Finish("host", aud.String(), toolVersion())
+	o.merge(rep)
+	return rep, env.Ctx.Err() == nil
 }

@@ -483,6 +483,27 @@ func TestCompareContainerdMissingBlob(t *testing.T) {
 			t.Errorf("differences reported for a layer the host declares identically: %+v", d)
 		}
 	})
+	t.Run("target", func(t *testing.T) {
+		// The index itself is gone: nothing to compare, and the audit's
+		// finding names the missing target.
+		dir, _, r, ref, _ := ctrdPulled(t)
+		target := r.images[ref].Digest
+		if err := os.Remove(filepath.Join(dir, "io.containerd.content.v1.content", "blobs", "sha256", target.Encoded())); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+		if code != ExitFindings {
+			t.Fatalf("exit %d, want %d: %s\n%s", code, ExitFindings, errOut, out)
+		}
+		rep := jsonReport(t, out)
+		named := false
+		for _, f := range rep.Findings {
+			named = named || (f.Severity == report.Error && f.Subject.Digest == target.String())
+		}
+		if !named || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Message, "nothing to compare") {
+			t.Fatalf("missing target named: %v, problems %+v\n%s", named, rep.Problems, findingsText(rep))
+		}
+	})
 	t.Run("other platform", func(t *testing.T) {
 		// The arm64 layers were never pulled: information, exit 0 (TestCompareContainerdIdentical).
 		dir, _, _, ref, _ := ctrdPulled(t)
