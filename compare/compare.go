@@ -41,6 +41,8 @@ type Result struct {
 	Problems []report.Problem
 	// Pairs are the images compared, registry side first.
 	Pairs [][2]report.Image
+
+	gotSide string // the other side's name in messages ("" means artifact)
 }
 
 // Images compares what the verifier measured on the registry side (want)
@@ -48,11 +50,17 @@ type Result struct {
 // (the registry reference). Images that are artifacts or attestations
 // rather than container images are left out by the caller.
 func Images(subject string, want, got []report.Image) Result {
-	var res Result
+	return images(subject, "artifact", want, got)
+}
+
+// images is Images with the name of the got side in messages ("artifact",
+// "host").
+func images(subject, gotSide string, want, got []report.Image) Result {
+	res := Result{gotSide: gotSide}
 	if len(want) == 0 || len(got) == 0 {
 		side := "registry"
 		if len(want) > 0 {
-			side = "artifact"
+			side = gotSide
 		}
 		res.Problems = append(res.Problems, report.Problem{Subject: report.Subject{Image: subject}, Message: "the " + side + " side holds no image to compare"})
 		return res
@@ -94,14 +102,14 @@ func Images(subject string, want, got []report.Image) Result {
 			// multi-platform image: the others being absent is a note
 			// as long as some platform matched.
 			sev := report.Warning
-			msg := "the registry serves this platform; the artifact does not hold it"
+			msg := "the registry serves this platform; the " + gotSide + " does not hold it"
 			if matched == 0 {
 				sev = report.Error
 				msg += " (and no platform is on both sides)"
 			}
 			res.add(MissingPlatform, sev, subj, msg, w.ManifestDigest, "absent")
 		default:
-			res.add(MissingPlatform, report.Error, subj, "the artifact holds this platform; the registry does not serve it", "absent", g.ConfigDigest)
+			res.add(MissingPlatform, report.Error, subj, "the "+gotSide+" holds this platform; the registry does not serve it", "absent", g.ConfigDigest)
 		}
 	}
 	return res
@@ -166,7 +174,7 @@ func byPlatform(imgs []report.Image) map[string]report.Image {
 
 func (r *Result) pair(subj report.Subject, w, g report.Image) {
 	if w.ConfigDigest == "" || g.ConfigDigest == "" {
-		r.problem(subj, "config digest unknown on the %s side (see its findings): the image IDs cannot be compared", unknownSide(w.ConfigDigest, g.ConfigDigest))
+		r.problem(subj, "config digest unknown on the %s side (see its findings): the image IDs cannot be compared", r.unknownSide(w.ConfigDigest, g.ConfigDigest))
 	} else if w.ConfigDigest != g.ConfigDigest {
 		r.add(Config, report.Error, subj, "the config digests (image IDs) differ: a different image", w.ConfigDigest, g.ConfigDigest)
 	}
@@ -183,7 +191,7 @@ func (r *Result) pair(subj report.Subject, w, g report.Image) {
 		ls.Layer = report.LayerIndex(i)
 		switch {
 		case wl.DiffID == "" || gl.DiffID == "":
-			r.problem(ls, "diffID unknown on the %s side (see its findings): the layer cannot be compared", unknownSide(wl.DiffID, gl.DiffID))
+			r.problem(ls, "diffID unknown on the %s side (see its findings): the layer cannot be compared", r.unknownSide(wl.DiffID, gl.DiffID))
 			if firstDiff < 0 {
 				firstDiff = i
 			}
@@ -233,12 +241,16 @@ func (r *Result) pair(subj report.Subject, w, g report.Image) {
 
 func compressed(c string) bool { return c != "" && c != "none" }
 
-func unknownSide(want, got string) string {
+func (r *Result) unknownSide(want, got string) string {
+	side := r.gotSide
+	if side == "" {
+		side = "artifact"
+	}
 	switch {
 	case want == "" && got == "":
-		return "registry and artifact"
+		return "registry and " + side
 	case want == "":
 		return "registry"
 	}
-	return "artifact"
+	return side
 }

@@ -100,7 +100,7 @@ func Containerd(subject string, want, got []report.Image, host ContainerdImage) 
 		}
 		filled = append(filled, g)
 	}
-	r := Images(subject, want, filled)
+	r := images(subject, "host", want, filled)
 	res.Findings = append(res.Findings, r.Findings...)
 	res.Problems = append(res.Problems, r.Problems...)
 	res.Pairs = r.Pairs
