@@ -36,14 +36,14 @@ func containerdImageStore(root string) bool {
 }
 
 // containerdOptions are the store options of compare's flags.
-func (c *compareCmd) containerdOptions(g *Globals, prog *progress, images []string) containerd.Options {
+func (c *compareCmd) containerdOptions(g *Globals, prog *progress) containerd.Options {
 	vo := g.verifierOptions(selection{})
 	vo.Progress = prog.add
 	var ns []string
 	if c.Namespace != "" {
 		ns = []string{c.Namespace}
 	}
-	return containerd.Options{Namespaces: ns, Images: images, Platforms: c.Platform, Jobs: g.jobs(), Verify: vo}
+	return containerd.Options{Namespaces: ns, Platforms: c.Platform, Jobs: g.jobs(), Verify: vo}
 }
 
 // openContainerd opens the containerd root: a standalone one, or the one
@@ -112,7 +112,7 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 		return err
 	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
-	st, err := c.openContainerd(root, dockerRoot, c.containerdOptions(g, prog, nil))
+	st, err := c.openContainerd(root, dockerRoot, c.containerdOptions(g, prog))
 	if err != nil {
 		env.Code = ExitCannotCheck
 		return err
@@ -131,7 +131,7 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 		// Nothing to compare: the audit says what is missing (a target
 		// or config blob gone is a finding of its own).
 		o := &outcome{b: &report.Builder{}, prog: prog}
-		if _, ok := c.auditLocal(env, g, prog, o, root, dockerRoot, img); ok {
+		if _, ok := auditLocal(env, o, st, img); ok {
 			o.b.Problem(report.Subject{Image: c.Source, Digest: img.Target.Digest.String()}, "no platform manifest with its config is in the content store: nothing to compare with the registry")
 		}
 		return o.finish(env, g, outs, c.Source)
@@ -210,7 +210,7 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 		return o.finish(env, g, outs, name)
 	}
 
-	hostRep, ok := c.auditLocal(env, g, prog, o, root, dockerRoot, img)
+	hostRep, ok := auditLocal(env, o, st, img)
 	if !ok {
 		return o.finish(env, g, outs, name)
 	}
@@ -244,12 +244,10 @@ func isIndexMediaType(mt string) bool {
 // shared verifier over its content blobs (every blob re-hashed, every layer
 // decompressed for its diffID) and the checks of its records and
 // snapshots. ok is false when the audit could not run or was interrupted.
-func (c *compareCmd) auditLocal(env *Env, g *Globals, prog *progress, o *outcome, root string, dockerRoot bool, img *containerd.HostImage) (*report.Report, bool) {
-	aopts := c.containerdOptions(g, prog, []string{img.Namespace + "/" + img.Name})
-	aopts.Namespaces = []string{img.Namespace}
-	aud, err := c.openContainerd(root, dockerRoot, aopts)
+func auditLocal(env *Env, o *outcome, st *containerd.Store, img *containerd.HostImage) (*report.Report, bool) {
+	aud, err := st.Select([]string{img.Namespace}, []string{img.Namespace + "/" + img.Name})
 	if err != nil {
-		o.fail(report.Subject{Path: root}, err)
+		o.fail(report.Subject{Path: st.Root()}, err)
 		return nil, false
 	}
 	hb := &report.Builder{}

@@ -251,3 +251,18 @@ func nonEmptyString(s, def string) string {
 	}
 	return def
 }
+
+// Select returns a view of the store restricted to namespaces and images
+// (as Options.Namespaces and Options.Images select them), sharing what Open
+// read: no database or directory is read again and s is unchanged. A
+// namespace meta.db lacks is an error wrapping verify.ErrNoMatch.
+func (s *Store) Select(namespaces, images []string) (*Store, error) {
+	c := *s
+	c.opts.Namespaces = append([]string(nil), namespaces...)
+	c.opts.Images = append([]string(nil), images...)
+	c.selected = nil
+	if err := c.selectNamespaces(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

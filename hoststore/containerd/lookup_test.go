@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
 )
 
@@ -87,5 +88,31 @@ func TestFindImageSnapshotGone(t *testing.T) {
 		if intact := len(l.Snapshotters) > 0; intact != (i != 1) {
 			t.Errorf("layer %d: snapshotters %v", i, l.Snapshotters)
 		}
+	}
+}
+
+// TestSelect: a view restricted to one namespace and image audits that
+// image only, without reading the databases again; the store is unchanged.
+func TestSelect(t *testing.T) {
+	w := newWorld(t)
+	root := w.write(t)
+	st, err := Open(root, Options{})
+	must(t, err)
+	v, err := st.Select([]string{"moby"}, []string{"moby/docker.io/library/small:latest"})
+	must(t, err)
+	// A view keeps what Open read: removing meta.db does not matter.
+	must(t, os.Remove(filepath.Join(root, MetaDBPath)))
+	b := &report.Builder{}
+	must(t, v.Audit(t.Context(), b))
+	rep := b.Finish("host", root, "test")
+	if len(rep.Images) != 1 || rep.Images[0].Name != "moby/docker.io/library/small:latest" {
+		t.Fatalf("images %+v", rep.Images)
+	}
+	clean(t, rep)
+	if got := strings.Join(st.Namespaces(), ","); got != "default,moby" {
+		t.Errorf("the store's namespaces changed to %s", got)
+	}
+	if _, err := st.Select([]string{"nosuch"}, nil); !errors.Is(err, verify.ErrNoMatch) {
+		t.Errorf("unknown namespace: %v", err)
 	}
 }
