@@ -27,7 +27,8 @@
 // verifying anything: its target, the platform manifests the content store
 // holds (config, layers with their diffIDs and chainIDs, which blobs are
 // present, which snapshotters hold each chainID intact) and the platforms
-// of an index it does not hold.
+// of an index it does not hold. Select restricts an opened store to some
+// namespaces and images without reading it again.
 //
 // Check IDs are the ctrd-* entries registered in checks.go; docs/checks.md
 // lists them. The on-disk formats are described in FORMATS.md section 4.
