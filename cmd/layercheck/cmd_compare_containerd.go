@@ -161,29 +161,10 @@ func (c *compareCmd) runContainerd(g *Globals, env *Env, root string, dockerRoot
 	if tag != "" && dg == "" && fullRepo(repo) == fullRepo(imgRepo) {
 		// Tag moved: the tag now resolves to another digest than the
 		// target the host pulled.
-		pulledRef := repo + "@" + pulled
-		tagSrc, now, terr := resolveDigest(ctx, client, ref)
-		switch {
-		case terr != nil:
-			if ctx.Err() != nil {
-				return o.finish(env, g, outs, c.Source)
-			}
-			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Warning, Subject: subj,
-				Message: fmt.Sprintf("the tag %s could not be resolved in the registry (%v), so whether it moved is unknown (a tag deleted upstream looks like this); compared by the pulled digest", ref, terr), Expected: "a manifest", Actual: pulled})
-			target = pulledRef
-		case now.String() != pulled:
-			msg := fmt.Sprintf("the tag %s moved upstream since the host pulled it: the registry now serves %s, the host's image record targets %s; the local copy is stale, not necessarily damaged", ref, now, pulled)
-			if pulledSrc, _, perr := resolveDigest(ctx, client, pulledRef); perr == nil {
-				msg += "; compared below with the pulled digest, which the registry still serves"
-				target, regSrc = pulledRef, pulledSrc
-				tagSrc.Close()
-			} else {
-				msg += fmt.Sprintf("; the registry no longer serves the pulled digest (%v), so the host image is compared with what the tag serves now", perr)
-				regSrc = tagSrc
-			}
-			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Error, Subject: subj, Message: msg, Expected: now.String(), Actual: pulled})
-		default:
-			regSrc = tagSrc
+		var stop bool
+		regSrc, target, stop = checkTag(ctx, client, o.b, subj, ref, repo+"@"+pulled, target, true)
+		if stop {
+			return o.finish(env, g, outs, c.Source)
 		}
 	}
 	if regSrc == nil {

@@ -280,6 +280,47 @@ func resolveDigest(ctx context.Context, client *registryclient.Client, ref strin
 	return src, ts[0].Descriptor.Digest, nil
 }
 
+// checkTag is the tag-moved check of both host stores: it resolves tagRef
+// in the registry and compares its digest with pulledRef's (repo@digest, what
+// the host recorded when it pulled). A moved tag is an error finding with both
+// digests, a tag that cannot be resolved a warning. It returns the registry
+// source to compare with and the reference it names: the pulled digest when
+// preferPulled and the registry still serves it, else what the tag serves now;
+// when the tag did not move, nil and the caller's target (the caller opens
+// it). stop is true when the context was cancelled.
+func checkTag(ctx context.Context, client *registryclient.Client, b *report.Builder, subj report.Subject,
+	tagRef, pulledRef, target string, preferPulled bool) (src *registryclient.Source, to string, stop bool) {
+	_, _, pulled := refName(pulledRef)
+	tagSrc, now, err := resolveDigest(ctx, client, tagRef)
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return nil, "", true
+		}
+		b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Warning, Subject: subj,
+			Message:  fmt.Sprintf("the tag %s could not be resolved in the registry (%v), so whether it moved is unknown (a tag deleted upstream looks like this); compared by the pulled digest", tagRef, err),
+			Expected: "a manifest", Actual: pulled})
+		return nil, pulledRef, false
+	case now.String() == pulled:
+		if target == tagRef {
+			return tagSrc, tagRef, false
+		}
+		return nil, target, false
+	}
+	msg := fmt.Sprintf("the tag %s moved upstream since the host pulled it: the registry now serves %s, the host recorded %s; the local copy is stale, not necessarily damaged", tagRef, now, pulled)
+	src, to = tagSrc, tagRef
+	if preferPulled {
+		if pulledSrc, _, perr := resolveDigest(ctx, client, pulledRef); perr == nil {
+			msg += "; compared below with the pulled digest, which the registry still serves"
+			src, to = pulledSrc, pulledRef
+		} else {
+			msg += fmt.Sprintf("; the registry no longer serves the pulled digest (%v), so the host image is compared with what the tag serves now", perr)
+		}
+	}
+	b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Error, Subject: subj, Message: msg, Expected: now.String(), Actual: pulled})
+	return src, to, false
+}
+
 // runHost compares a host image with its registry source (mode 1).
 func (c *compareCmd) runHost(g *Globals, env *Env) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
@@ -329,31 +370,12 @@ func (c *compareCmd) runHost(g *Globals, env *Env) error {
 	target := hs.ref
 	var regSrc *registryclient.Source
 	if hs.tag != "" && hs.pulled != "" {
-		_, _, pulledDigest := refName(hs.pulled)
-		tagSrc, now, terr := resolveDigest(ctx, client, hs.tag)
-		switch {
-		case terr != nil:
-			if ctx.Err() != nil {
-				return o.finish(env, g, outs, c.Source)
-			}
-			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Warning, Subject: subj,
-				Message: fmt.Sprintf("the host's tag %s could not be resolved in the registry (%v), so whether it moved is unknown (a tag deleted upstream looks like this); compared by the recorded digest", hs.tag, terr), Expected: "a manifest", Actual: pulledDigest})
-		case now.String() != pulledDigest:
-			msg := fmt.Sprintf("the tag %s moved upstream since the host pulled it: the registry now serves %s, the host recorded %s; the local copy is stale, not necessarily damaged", hs.tag, now, pulledDigest)
-			if c.Remote == "" {
-				if pulledSrc, _, perr := resolveDigest(ctx, client, hs.pulled); perr == nil {
-					msg += "; compared below with the pulled digest, which the registry still serves"
-					regSrc = pulledSrc
-				} else {
-					msg += fmt.Sprintf("; the registry no longer serves the pulled digest (%v), so the host image is compared with what the tag serves now", perr)
-					target, regSrc = hs.tag, tagSrc
-				}
-			}
-			o.b.Add(report.Finding{Check: compare.TagMoved, Severity: report.Error, Subject: subj, Message: msg, Expected: now.String(), Actual: pulledDigest})
-		default:
-			if c.Remote != "" {
-				regSrc = tagSrc
-			}
+		var stop bool
+		// With --remote the user chose what to compare with; otherwise the
+		// digest the host pulled, while the registry still serves it.
+		regSrc, target, stop = checkTag(ctx, client, o.b, subj, hs.tag, hs.pulled, target, c.Remote == "")
+		if stop {
+			return o.finish(env, g, outs, c.Source)
 		}
 	}
 	if regSrc == nil {
