@@ -5,9 +5,11 @@
 #   docker run --rm layercheck remote ghcr.io/org/app@sha256:…
 #   docker run --rm -v "$PWD:/work:ro" layercheck tar /work/image.tar
 #
-# cmd/layercheck/dockerfile_test.go runs the builder's `go build` line as
-# written here and checks the binary is static, so the build step is tested
-# without a Docker daemon.
+# Tested two ways: e2e/dockerfile_test.go (`make e2e`) builds this file
+# unchanged with the legacy builder and no network, from an offline stand-in
+# for the golang image, then runs the image; cmd/layercheck/dockerfile_test.go
+# (`make test`) runs the builder's `go build` line as written here and checks
+# the binary is static, without a Docker daemon.
 
 ARG GO_VERSION=1.26
 
