@@ -16,12 +16,12 @@ import (
 )
 
 // finish compares claims with measurements and writes the report entries.
-func (r *run) finish(ctx context.Context) {
+func (r *run) finish() {
 	r.finishImages()
 	if n, ok := r.src.(source.Noter); ok {
 		r.b.Add(n.Findings()...)
 	}
-	r.unreferenced(ctx)
+	r.unreferenced()
 }
 
 // finishImages evaluates every image met and adds it to the report.
@@ -211,38 +211,44 @@ func (r *run) evaluate(w *imageWork) {
 	}
 }
 
-// unreferenced reports stored blobs nothing referenced (only when nothing was filtered out).
-func (r *run) unreferenced(ctx context.Context) {
+// listUnreferenced finds the stored blobs nothing referenced (only when
+// nothing was filtered out) once the walk is done, and queues a pass of each
+// one named by its digest: an unreferenced blob is still hashed, as a corrupt
+// blob is worth knowing about even when no image uses it. The passes run in
+// the pool with the layers; unreferenced reports the result.
+func (r *run) listUnreferenced(ctx context.Context) {
 	l, ok := r.src.(source.Lister)
 	if !ok || r.filtered {
 		return
 	}
 	blobs, err := l.ListBlobs(ctx)
 	if err != nil {
-		r.b.Problem(report.Subject{}, "listing blobs: %v", err)
+		r.listErr = err
 		return
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Location() < blobs[j].Location() })
-	// Unreferenced blobs named by their digest are still hashed: a corrupt
-	// blob is worth knowing about even when no image uses it.
-	var unref []source.Blob
 	for _, b := range blobs {
 		if r.referenced[b.Key()] {
 			continue
 		}
-		unref = append(unref, b)
+		r.unref = append(r.unref, b)
 		if digest.Digest(b.Key()).Validate() == nil {
 			r.job(b, false)
 		}
 	}
-	if err := r.runJobs(ctx); err != nil {
+}
+
+// unreferenced reports what listUnreferenced found.
+func (r *run) unreferenced() {
+	if r.listErr != nil {
+		r.b.Problem(report.Subject{}, "listing blobs: %v", r.listErr)
 		return
 	}
-	for _, b := range unref {
+	for _, b := range r.unref {
 		ci, _ := report.Lookup(report.BlobUnreferenced)
 		r.b.Add(report.Finding{Check: report.BlobUnreferenced, Severity: ci.Severity, Subject: report.Subject{Path: b.Location()},
 			Message: fmt.Sprintf("blob present but referenced by nothing (%d bytes)", b.Size())})
-		j := r.jobs[b.Key()]
+		j := r.lookup(b)
 		if j == nil || j.res == nil {
 			continue
 		}

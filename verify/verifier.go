@@ -82,30 +82,116 @@ var ErrNoMatch = errors.New("nothing matches the selection")
 
 // Verify checks every target of src and adds images, findings and problems
 // to b. It returns an error only when the source could not be checked at all
-// (unreadable, cancelled); data problems are findings.
+// (unreadable, cancelled); data problems are findings. It is VerifyAll of
+// one source.
 func (v *Verifier) Verify(ctx context.Context, src source.Source, b *report.Builder) error {
-	r := &run{v: v, src: src, b: b, jobs: map[string]*layerJob{}, referenced: map[string]bool{}}
-	if v.opts.Analysis != nil {
-		r.analysis = &analysisSet{opts: *v.opts.Analysis, byKey: map[string]*LayerAnalyzer{}}
+	return v.VerifyAll(ctx, []source.Source{src}, b)[0]
+}
+
+// BlobScoper is implemented by sources whose blobs live in a store that other
+// sources of one VerifyAll call may name too (two references to one registry
+// repository). Sources with the same non-empty BlobScope share their layer
+// passes by Blob.Key(): a blob both reference is read once. A source without
+// it shares nothing with any other source.
+type BlobScoper interface {
+	BlobScope() string
+}
+
+// VerifyAll checks every target of every source into b, like Verify over each
+// source in turn, with the same images, findings and problems, but reads the
+// layers of all of them in one pool (Options.Jobs, largest first): first every
+// source is walked (its manifests, indexes and configs read; a Scanner source
+// streams its layers during its walk), then every distinct layer blob is read
+// once, then each source's images are finished, in input order. errs[i] is
+// the error of srcs[i], as Verify would return it: the source could not be
+// checked at all (its problem is for the caller to report), or the context
+// was cancelled (then every source walked so far is reported as far as it
+// was verified, the others not at all).
+func (v *Verifier) VerifyAll(ctx context.Context, srcs []source.Source, b *report.Builder) []error {
+	set := &jobSet{jobs: map[string]*layerJob{}, analysis: map[string]*analysisSet{}}
+	errs := make([]error, len(srcs))
+	runs := make([]*run, len(srcs))
+	for i, src := range srcs {
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		scope := fmt.Sprintf("source %d", i)
+		if s, ok := src.(BlobScoper); ok && s.BlobScope() != "" {
+			scope = "scope " + s.BlobScope()
+		}
+		r := &run{v: v, src: src, b: b, set: set, scope: scope, referenced: map[string]bool{}}
+		if v.opts.Analysis != nil {
+			if set.analysis[scope] == nil {
+				set.analysis[scope] = &analysisSet{opts: *v.opts.Analysis, byKey: map[string]*LayerAnalyzer{}}
+			}
+			r.analysis = set.analysis[scope]
+		}
+		walked, err := r.walk(ctx)
+		if walked {
+			runs[i] = r
+		}
+		errs[i] = err
 	}
-	return r.do(ctx)
+	var err error
+	if ctx.Err() == nil {
+		for _, r := range runs {
+			if r != nil {
+				r.listUnreferenced(ctx)
+			}
+		}
+		err = set.runJobs(ctx, v.opts.Jobs)
+	}
+	if err != nil || ctx.Err() != nil {
+		cause := ctx.Err()
+		if cause == nil {
+			cause = err
+		}
+		set.interrupt(cause)
+		for i, r := range runs {
+			if r != nil {
+				r.interrupted()
+				errs[i] = cause
+			}
+		}
+		return errs
+	}
+	for _, r := range runs {
+		if r != nil {
+			r.finish()
+		}
+	}
+	return errs
+}
+
+// jobSet is the layer jobs of one VerifyAll call, shared by its sources.
+type jobSet struct {
+	mu   sync.Mutex
+	jobs map[string]*layerJob // by scope and Blob.Key()
+	// analysis holds one analysisSet per scope (keyed by Blob.Key() inside it).
+	analysis map[string]*analysisSet
 }
 
 type run struct {
 	v          *Verifier
 	src        source.Source
 	b          *report.Builder
-	mu         sync.Mutex
-	jobs       map[string]*layerJob
+	set        *jobSet
+	scope      string // what sources sharing jobs have in common (BlobScoper), else this source alone
 	referenced map[string]bool
 	images     []*imageWork
 	filtered   bool
-	analysis   *analysisSet // nil unless Options.Analysis
+	analysis   *analysisSet // the scope's; nil unless Options.Analysis
+	// unref are the stored blobs nothing referenced (listUnreferenced).
+	unref   []source.Blob
+	listErr error
 }
 
 // layerJob is one distinct stored blob and what its pass measured.
 type layerJob struct {
 	blob    source.Blob
+	key     string // the scope and Blob.Key()
+	owner   *run   // the first run that met it: its scope's observers
 	size    int64
 	walkTar bool
 	res     *PassResult
@@ -144,24 +230,27 @@ func (w *imageWork) addSev(check report.Check, sev report.Severity, layer *int, 
 	w.findings = append(w.findings, report.Finding{Check: check, Severity: sev, Subject: subj, Message: msg, Expected: want, Actual: got})
 }
 
-func (r *run) do(ctx context.Context) error {
+// walk reads the source's structure (streaming it first when it is a
+// Scanner) and collects its layer jobs. walked tells whether any target was
+// met: the run then has something to report even when err says the walk was
+// cancelled.
+func (r *run) walk(ctx context.Context) (walked bool, err error) {
 	if sc, ok := r.src.(source.Scanner); ok {
 		if err := sc.Scan(ctx, func(b source.Blob, rd io.Reader) error { return r.scanned(ctx, b, rd) }); err != nil {
-			return fmt.Errorf("reading %s: %w", r.src, err)
+			return false, fmt.Errorf("reading %s: %w", r.src, err)
 		}
 	}
 	targets, err := r.src.Targets(ctx)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", r.src, err)
+		return false, fmt.Errorf("reading %s: %w", r.src, err)
 	}
 	targets, err = r.selectTargets(targets)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
-			r.interrupted(err)
-			return err
+			return true, err
 		}
 		switch {
 		case t.Image != nil:
@@ -170,27 +259,24 @@ func (r *run) do(ctx context.Context) error {
 			r.descriptor(ctx, t.Name, t.Tags, *t.Descriptor, t.Claims, 0, "", "")
 		}
 	}
-	if err := r.runJobs(ctx); err != nil {
-		if ctx.Err() != nil {
-			r.interrupted(ctx.Err())
-		}
-		return err
-	}
-	r.finish(ctx)
-	return ctx.Err()
+	return true, nil
 }
 
-// interrupted reports what was verified before a cancellation: every image
-// met so far, with the layers read to the end; each layer that was not is a
-// problem saying so. Unreferenced blobs are not looked for (the walk did not
-// finish, so "unreferenced" would be wrong).
-func (r *run) interrupted(cause error) {
-	for _, j := range r.jobs {
+// interrupt marks every job not read to the end after a cancellation.
+func (s *jobSet) interrupt(cause error) {
+	for _, j := range s.jobs {
 		if !j.done || (j.res == nil && j.err == nil) || errors.Is(j.err, context.Canceled) || errors.Is(j.err, context.DeadlineExceeded) {
 			j.err = fmt.Errorf("interrupted before the layer was read to the end: %w", cause)
 			j.done = true
 		}
 	}
+}
+
+// interrupted reports what was verified before a cancellation: every image
+// met so far, with the layers read to the end; each layer that was not is a
+// problem saying so (jobSet.interrupt marked them). Unreferenced blobs are
+// not looked for (the walk did not finish, so "unreferenced" would be wrong).
+func (r *run) interrupted() {
 	r.finishImages()
 	if n, ok := r.src.(source.Noter); ok {
 		r.b.Add(n.Findings()...)
@@ -213,9 +299,9 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
-	r.mu.Lock()
-	r.jobs[b.Key()] = &layerJob{blob: b, size: res.StoredSize, walkTar: true, res: res, err: err, done: true}
-	r.mu.Unlock()
+	r.set.mu.Lock()
+	r.set.jobs[r.key(b)] = &layerJob{blob: b, key: r.key(b), owner: r, size: res.StoredSize, walkTar: true, res: res, err: err, done: true}
+	r.set.mu.Unlock()
 	if r.v.opts.Progress != nil {
 		r.v.opts.Progress(b.Location(), res.StoredSize)
 	}
@@ -624,14 +710,24 @@ func (r *run) blobOnly(ctx context.Context, w *imageWork, d ocispec.Descriptor) 
 	w.layers = append(w.layers, layerWork{ref: source.Ref{Desc: d, Blob: b}, job: j})
 }
 
+// key is the job key of b: its Key() inside the run's scope.
+func (r *run) key(b source.Blob) string { return r.scope + "\x00" + b.Key() }
+
+// lookup returns the job of b, nil when there is none.
+func (r *run) lookup(b source.Blob) *layerJob {
+	r.set.mu.Lock()
+	defer r.set.mu.Unlock()
+	return r.set.jobs[r.key(b)]
+}
+
 func (r *run) job(b source.Blob, walkTar bool) *layerJob {
 	r.ref(b)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	j, ok := r.jobs[b.Key()]
+	r.set.mu.Lock()
+	defer r.set.mu.Unlock()
+	j, ok := r.set.jobs[r.key(b)]
 	if !ok {
-		j = &layerJob{blob: b, size: b.Size()}
-		r.jobs[b.Key()] = j
+		j = &layerJob{blob: b, key: r.key(b), owner: r, size: b.Size()}
+		r.set.jobs[r.key(b)] = j
 	}
 	if walkTar {
 		j.walkTar = true
@@ -770,10 +866,10 @@ func nonEmpty(s, def string) string {
 	return def
 }
 
-// runJobs reads every pending blob once, largest first, Jobs at a time.
-func (r *run) runJobs(ctx context.Context) error {
+// runJobs reads every pending blob once, largest first, jobs at a time.
+func (s *jobSet) runJobs(ctx context.Context, jobs int) error {
 	var pending []*layerJob
-	for _, j := range r.jobs {
+	for _, j := range s.jobs {
 		if !j.done {
 			pending = append(pending, j)
 		}
@@ -782,13 +878,13 @@ func (r *run) runJobs(ctx context.Context) error {
 		if pending[a].size != pending[b].size {
 			return pending[a].size > pending[b].size
 		}
-		return pending[a].blob.Key() < pending[b].blob.Key()
+		return pending[a].key < pending[b].key
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.v.opts.Jobs)
+	g.SetLimit(jobs)
 	for _, j := range pending {
 		g.Go(func() error {
-			r.runJob(gctx, j)
+			j.run(gctx)
 			return gctx.Err()
 		})
 	}
@@ -798,7 +894,9 @@ func (r *run) runJobs(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (r *run) runJob(ctx context.Context, j *layerJob) {
+// run reads the job's blob with the options of its owner's scope.
+func (j *layerJob) run(ctx context.Context) {
+	r := j.owner
 	rc, err := j.blob.Open(ctx)
 	if err != nil {
 		j.err = err
