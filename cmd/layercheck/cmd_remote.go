@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/layercheck/layercheck/registryclient"
 	"github.com/layercheck/layercheck/source"
 )
@@ -96,9 +98,30 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		// Network transfers overlap well beyond the CPU count.
 		g.Jobs = max(runtime.NumCPU(), 4)
 	}
-	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(name string, _ *Globals) (source.Source, error) {
-		return srcs[name], nil
+	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(ref string, _ *Globals) (source.Source, error) {
+		return scopedRemote{Source: srcs[ref], scope: repositoryOf(ref)}, nil
 	})
+}
+
+// scopedRemote is a registry source that tells the verifier which repository
+// its blobs live in (verify.BlobScoper): references to one repository share
+// their layer passes, so a blob two tags use is fetched once.
+type scopedRemote struct {
+	*registryclient.Source
+	scope string
+}
+
+// BlobScope implements verify.BlobScoper.
+func (s scopedRemote) BlobScope() string { return s.scope }
+
+// repositoryOf returns registry/repository of a reference, as the registry
+// client reads it ("" when it does not parse: the source then shares nothing).
+func repositoryOf(ref string) string {
+	r, err := name.ParseReference(strings.TrimSpace(ref), name.Insecure)
+	if err != nil {
+		return ""
+	}
+	return r.Context().Name()
 }
 
 // refs gathers the references of the arguments and of -f, once each, in order.

@@ -101,6 +101,9 @@ func (g *Globals) verifierOptions(sel selection) verify.Options {
 	}
 }
 
+// sourcesPerBatch bounds the sources verifySources opens and verifies at once.
+const sourcesPerBatch = 64
+
 // verifySources verifies each named source into one report and writes it.
 // sh, when not nil, is recorded in the report (--shard).
 func verifySources(env *Env, g *Globals, command string, sel selection, names []string, sh *report.Shard, open func(string, *Globals) (source.Source, error)) error {
@@ -119,27 +122,44 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 	v := verify.New(opts)
 	b := &report.Builder{}
 	var firstErr error
-	for _, name := range names {
-		src, err := open(name, g)
-		if err != nil {
-			b.Problem(report.Subject{Path: name}, "%v", err)
-			if firstErr == nil {
-				firstErr = err
+	// The sources are verified a batch at a time into the one report: the
+	// layers of a whole batch share one pool (verify.VerifyAll), and no more
+	// than a batch of archives is open at once.
+	for start := 0; start < len(names) && env.Ctx.Err() == nil; start += sourcesPerBatch {
+		batch := names[start:min(start+sourcesPerBatch, len(names))]
+		var srcs []source.Source
+		var opened []string
+		for _, name := range batch {
+			src, err := open(name, g)
+			if err != nil {
+				b.Problem(report.Subject{Path: name}, "%v", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
-			continue
+			srcs, opened = append(srcs, src), append(opened, name)
 		}
-		err = v.Verify(env.Ctx, src, b)
-		src.Close()
-		if err != nil {
+		errs := v.VerifyAll(env.Ctx, srcs, b)
+		for _, src := range srcs {
+			src.Close()
+		}
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
 			if env.Ctx.Err() != nil {
 				firstErr = env.Ctx.Err()
 				break
 			}
-			b.Problem(report.Subject{Path: name}, "%v", err)
+			b.Problem(report.Subject{Path: opened[i]}, "%v", err)
 			if firstErr == nil {
 				firstErr = err
 			}
 		}
+	}
+	if env.Ctx.Err() != nil {
+		firstErr = env.Ctx.Err()
 	}
 	prog.done()
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
