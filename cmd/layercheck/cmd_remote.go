@@ -78,7 +78,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 	}
 	refs := applyShard(sh, allRefs)
 	// Resolve every reference at once in the background, so the round trips
-	// of later references overlap the layers of earlier ones; verifySources
+	// of later references overlap the layers of earlier ones; verifyBatches
 	// then verifies them into one report, sharing the client's connections,
 	// tokens and per-host limits.
 	ctx, cancel := context.WithCancel(env.Ctx)
@@ -98,9 +98,11 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		// Network transfers overlap well beyond the CPU count.
 		g.Jobs = max(runtime.NumCPU(), 4)
 	}
-	return verifySources(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(ref string, _ *Globals) (source.Source, error) {
+	// One batch: the sources are already open (and resolving), they hold no
+	// files, and every reference of a repository shares its layer passes.
+	return verifyBatches(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(ref string, _ *Globals) (source.Source, error) {
 		return scopedRemote{Source: srcs[ref], scope: repositoryOf(ref)}, nil
-	})
+	}, len(refs))
 }
 
 // scopedRemote is a registry source that tells the verifier which repository

@@ -101,12 +101,20 @@ func (g *Globals) verifierOptions(sel selection) verify.Options {
 	}
 }
 
-// sourcesPerBatch bounds the sources verifySources opens and verifies at once.
-const sourcesPerBatch = 64
+// sourcesPerBatch bounds the archives and layouts verifySources opens and
+// verifies at once: their open files, and the metadata a whole-compressed
+// archive keeps in memory (up to 64 MiB of manifests and configs each).
+const sourcesPerBatch = 16
 
-// verifySources verifies each named source into one report and writes it.
-// sh, when not nil, is recorded in the report (--shard).
+// verifySources verifies each named source into one report and writes it,
+// sourcesPerBatch at a time. sh, when not nil, is recorded in the report (--shard).
 func verifySources(env *Env, g *Globals, command string, sel selection, names []string, sh *report.Shard, open func(string, *Globals) (source.Source, error)) error {
+	return verifyBatches(env, g, command, sel, names, sh, open, sourcesPerBatch)
+}
+
+// verifyBatches is verifySources with the batch size given: the layers of
+// a batch's sources are read in one pool (verify.VerifyAll).
+func verifyBatches(env *Env, g *Globals, command string, sel selection, names []string, sh *report.Shard, open func(string, *Globals) (source.Source, error), batchSize int) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
 	if err != nil {
 		env.Code = ExitUsage
@@ -124,9 +132,10 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 	var firstErr error
 	// The sources are verified a batch at a time into the one report: the
 	// layers of a whole batch share one pool (verify.VerifyAll), and no more
-	// than a batch of archives is open at once.
-	for start := 0; start < len(names) && env.Ctx.Err() == nil; start += sourcesPerBatch {
-		batch := names[start:min(start+sourcesPerBatch, len(names))]
+	// than a batch of sources is open at once.
+	batchSize = max(batchSize, 1)
+	for start := 0; start < len(names) && env.Ctx.Err() == nil; start += batchSize {
+		batch := names[start:min(start+batchSize, len(names))]
 		var srcs []source.Source
 		var opened []string
 		for _, name := range batch {

@@ -327,3 +327,58 @@ func TestRemoteManyInterrupted(t *testing.T) {
 		t.Errorf("no problem says the stalled layer was interrupted: %+v", rep.Problems)
 	}
 }
+
+// TestLayoutManyBatches: more layouts than one batch (sourcesPerBatch),
+// listed with -f, in a run that takes more than one VerifyAll: every image
+// is verified whole, in the report of one run.
+func TestLayoutManyBatches(t *testing.T) {
+	dir := t.TempDir()
+	n := sourcesPerBatch + 3
+	var paths []string
+	for i := 0; i < n; i++ {
+		img := fixtures.BaseImage()
+		img.Name = fmt.Sprintf("example.com/batch%02d:1", i)
+		b, err := fixtures.Build(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx, err := fixtures.NewFixture(fixtures.FormatOCILayout, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p, err := fx.Write(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	list := filepath.Join(dir, "layouts.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(paths, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "layout", "-o", "json", "--no-progress", "-j", "2", "-f", list)
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, errOut)
+	}
+	rep := jsonReport(t, out)
+	if len(rep.Images) != n || rep.Summary.Layers != 3*n {
+		t.Fatalf("%d images, %d layers; want %d and %d", len(rep.Images), rep.Summary.Layers, n, 3*n)
+	}
+	// A layout names its image by the tag alone, so all are called "1": the
+	// report keeps them in input order, across batches.
+	for i, im := range rep.Images {
+		if im.Status != report.StatusOK || len(im.Layers) != 3 || !strings.HasPrefix(im.Layers[0].Location, paths[i]+string(filepath.Separator)) {
+			t.Errorf("image %d: %s, status %s, layer 0 at %q; want ok, in %s", i, im.Name, im.Status, im.Layers[0].Location, paths[i])
+			continue
+		}
+		for _, l := range im.Layers {
+			if l.DiffID == "" {
+				t.Errorf("%s layer %d was not read", im.Name, l.Index)
+			}
+		}
+	}
+}
