@@ -20,7 +20,7 @@ type selection struct {
 
 type tarCmd struct {
 	selection
-	Archives []string `arg:"" optional:"" name:"archive" help:"docker save tarball or OCI archive (plain, .gz or .zst; detected by content)." type:"existingfile"`
+	Archives []string `arg:"" optional:"" name:"archive" help:"docker save tarball or OCI archive (plain, .gz or .zst; detected by content), or an OCI layout directory." type:"path"`
 	File     string   `short:"f" help:"Also read archive paths from FILE, one per line; blank lines and # comments are skipped." placeholder:"FILE"`
 	shardFlag
 }
@@ -33,6 +33,12 @@ type layoutCmd struct {
 }
 
 func (c *tarCmd) Run(g *Globals, env *Env) error {
+	for _, a := range c.Archives {
+		if _, err := os.Stat(a); err != nil {
+			env.Code = ExitUsage
+			return &usageError{fmt.Sprintf("archive %s: %v", a, err)}
+		}
+	}
 	names, sh, err := inputList(c.Archives, c.File, c.Shard, "archive")
 	if err != nil {
 		env.Code = ExitUsage
