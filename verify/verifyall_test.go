@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
@@ -377,6 +378,95 @@ func BenchmarkVerifyMany(b *testing.B) {
 				}
 			}
 			closeAll(srcs)
+			check(b, rb)
+		}
+	})
+}
+
+// slowSource makes every blob of a source take a fixed time to start, as a
+// registry's round trip does.
+type slowSource struct {
+	source.Source
+	delay time.Duration
+}
+
+func (s slowSource) Blob(ctx context.Context, d ocispec.Descriptor) (source.Blob, error) {
+	b, err := s.Source.Blob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return slowBlob{Blob: b, delay: s.delay}, nil
+}
+
+type slowBlob struct {
+	source.Blob
+	delay time.Duration
+}
+
+func (b slowBlob) Open(ctx context.Context) (io.ReadCloser, error) {
+	select {
+	case <-time.After(b.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return b.Blob.Open(ctx)
+}
+
+// BenchmarkVerifyManyLatency is BenchmarkVerifyMany where the wait is not
+// the CPU: 20 layouts of the fixtures' small 3-layer base image, whose blobs
+// each take 20 ms to start (a registry's round trip), with two layer jobs.
+// One image after another waits two rounds per image (3 layers, 2 readers);
+// VerifyAll 30 rounds in all.
+func BenchmarkVerifyManyLatency(b *testing.B) {
+	dir := b.TempDir()
+	var ins []input
+	for i := 0; i < 20; i++ {
+		img := fixtures.BaseImage()
+		img.Name = fmt.Sprintf("example.com/app%d:1", i)
+		built, err := fixtures.Build(img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fx, err := fixtures.NewFixture(fixtures.FormatOCILayout, built)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, writeFixture(b, dir, img.Name, fx))
+	}
+	open := func(b *testing.B) []source.Source {
+		var srcs []source.Source
+		for _, in := range ins {
+			srcs = append(srcs, slowSource{Source: in.open(b), delay: 20 * time.Millisecond})
+		}
+		return srcs
+	}
+	check := func(b *testing.B, rb *report.Builder) {
+		if rep := rb.Finish("layout", "bench", "bench"); len(rep.Images) != 20 || rep.Summary.Layers != 60 || len(rep.Problems) != 0 {
+			b.Fatalf("%d images, %d layers, %d problems", len(rep.Images), rep.Summary.Layers, len(rep.Problems))
+		}
+	}
+	v := verify.New(verify.Options{Jobs: 2})
+	b.Run("sequential", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			srcs := open(b)
+			rb := &report.Builder{}
+			for _, s := range srcs {
+				if err := v.Verify(context.Background(), s, rb); err != nil {
+					b.Fatal(err)
+				}
+			}
+			check(b, rb)
+		}
+	})
+	b.Run("all", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			srcs := open(b)
+			rb := &report.Builder{}
+			for _, err := range v.VerifyAll(context.Background(), srcs, rb) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
 			check(b, rb)
 		}
 	})
