@@ -100,9 +100,10 @@ type BlobScoper interface {
 // VerifyAll checks every target of every source into b, like Verify over each
 // source in turn, with the same images, findings and problems, but reads the
 // layers of all of them in one pool (Options.Jobs, largest first): first every
-// source is walked (its manifests, indexes and configs read; a Scanner source
-// streams its layers during its walk), then every distinct layer blob is read
-// once, then each source's images are finished, in input order. errs[i] is
+// source is walked, Options.Jobs sources at a time (its manifests, indexes and
+// configs read; a Scanner source streams its layers during its walk), then
+// every distinct layer blob is read once, then each source's images are
+// finished, in input order. errs[i] is
 // the error of srcs[i], as Verify would return it: the source could not be
 // checked at all (its problem is for the caller to report), or the context
 // was cancelled (then every source walked so far is reported as far as it
@@ -112,26 +113,49 @@ func (v *Verifier) VerifyAll(ctx context.Context, srcs []source.Source, b *repor
 	errs := make([]error, len(srcs))
 	runs := make([]*run, len(srcs))
 	for i, src := range srcs {
-		if err := ctx.Err(); err != nil {
-			errs[i] = err
-			continue
-		}
 		scope := fmt.Sprintf("source %d", i)
 		if s, ok := src.(BlobScoper); ok && s.BlobScope() != "" {
 			scope = "scope " + s.BlobScope()
 		}
-		r := &run{v: v, src: src, b: b, set: set, scope: scope, referenced: map[string]bool{}}
+		r := &run{v: v, src: src, b: b, set: set, pos: i, scope: scope, referenced: map[string]bool{}}
 		if v.opts.Analysis != nil {
 			if set.analysis[scope] == nil {
 				set.analysis[scope] = &analysisSet{opts: *v.opts.Analysis, byKey: map[string]*LayerAnalyzer{}}
 			}
 			r.analysis = set.analysis[scope]
 		}
-		walked, err := r.walk(ctx)
-		if walked {
-			runs[i] = r
+		runs[i] = r
+	}
+	// The walks of different sources overlap (Jobs at a time): a registry's
+	// round trips for configs, a compressed archive's stream. Each run adds
+	// only problems to b before its finish, and b sorts them.
+	walked := make([]bool, len(srcs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, v.opts.Jobs)
+	for i, r := range runs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
 		}
-		errs[i] = err
+		if err := ctx.Err(); err != nil {
+			<-sem
+			errs[i] = err
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			walked[i], errs[i] = r.walk(ctx)
+		}()
+	}
+	wg.Wait()
+	for i := range runs {
+		if !walked[i] {
+			runs[i] = nil
+		}
 	}
 	var err error
 	if ctx.Err() == nil {
@@ -177,6 +201,7 @@ type run struct {
 	src        source.Source
 	b          *report.Builder
 	set        *jobSet
+	pos        int    // the source's position in VerifyAll's input
 	scope      string // what sources sharing jobs have in common (BlobScoper), else this source alone
 	referenced map[string]bool
 	images     []*imageWork
@@ -191,7 +216,7 @@ type run struct {
 type layerJob struct {
 	blob    source.Blob
 	key     string // the scope and Blob.Key()
-	owner   *run   // the first run that met it: its scope's observers
+	owner   *run   // the first run (in input order) that met it: its scope's observers
 	size    int64
 	walkTar bool
 	res     *PassResult
@@ -300,7 +325,14 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 		return ctx.Err()
 	}
 	r.set.mu.Lock()
-	r.set.jobs[r.key(b)] = &layerJob{blob: b, key: r.key(b), owner: r, size: res.StoredSize, walkTar: true, res: res, err: err, done: true}
+	// Another walk of the scope may have met the blob already (walks
+	// overlap): its job is this one, now done.
+	j := r.set.jobs[r.key(b)]
+	if j == nil || j.done {
+		j = &layerJob{key: r.key(b)}
+		r.set.jobs[j.key] = j
+	}
+	j.blob, j.owner, j.size, j.walkTar, j.res, j.err, j.done = b, r, res.StoredSize, true, res, err, true
 	r.set.mu.Unlock()
 	if r.v.opts.Progress != nil {
 		r.v.opts.Progress(b.Location(), res.StoredSize)
@@ -728,6 +760,11 @@ func (r *run) job(b source.Blob, walkTar bool) *layerJob {
 	if !ok {
 		j = &layerJob{blob: b, key: r.key(b), owner: r, size: b.Size()}
 		r.set.jobs[r.key(b)] = j
+	} else if !j.done && r.pos < j.owner.pos {
+		// Walks overlap: the first source in input order owns a shared
+		// job, whichever met it first, so what the pass is given is the
+		// same from run to run.
+		j.blob, j.owner = b, r
 	}
 	if walkTar {
 		j.walkTar = true
