@@ -209,6 +209,11 @@ func (r *Result) pair(subj report.Subject, w, g report.Image) {
 			}
 			r.add(ChainID, report.Error, ls, msg, wl.ChainID, gl.ChainID)
 		}
+		if wl.Compression == "" || gl.Compression == "" {
+			// Not measured on one side (a problem above or that side's
+			// findings say why): an unread layer is not an uncompressed one.
+			continue
+		}
 		if !compressed(wl.Compression) || !compressed(gl.Compression) {
 			if compressed(wl.Compression) != compressed(gl.Compression) {
 				compressedComparable = false

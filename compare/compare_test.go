@@ -293,6 +293,21 @@ func TestImages(t *testing.T) {
 			problems: 1,
 			pairs:    1,
 		},
+		{
+			// The verifier leaves Compression empty for a layer it could not
+			// read; that is not an uncompressed layer (no "one side stores
+			// them uncompressed" note, no downgrade of a manifest difference).
+			name: "a layer the artifact could not read is a problem, not a note that one side is uncompressed",
+			want: []report.Image{reg},
+			got: func() []report.Image {
+				g := reg
+				g.Layers = append([]report.Layer(nil), reg.Layers...)
+				g.Layers[1] = report.Layer{Index: 1, ChainID: reg.Layers[1].ChainID, Status: report.StatusFailed}
+				return []report.Image{g}
+			}(),
+			problems: 1,
+			pairs:    1,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
