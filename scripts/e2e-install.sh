@@ -10,7 +10,9 @@
 # Nothing relies on systemd.
 set -eu
 
-# command -> package that provides it
+# command -> package that provides it. btrfs-progs and fuse-overlayfs serve the
+# optional btrfs and fuse-overlayfs dockerds; the suite runs without them when
+# the kernel or the mount refuses, but installs them so that it can try.
 PACKAGES="
 dockerd:docker.io
 docker-registry:docker-registry
@@ -19,6 +21,8 @@ containerd:containerd
 ctr:containerd
 runc:runc
 busybox:busybox-static
+mkfs.btrfs:btrfs-progs
+fuse-overlayfs:fuse-overlayfs
 "
 
 if [ "$(id -u)" != 0 ]; then
