@@ -8,14 +8,47 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/layercheck/layercheck/e2e/harness"
 )
 
-// TestHostLive audits each running dockerd's data root (overlay2 and vfs)
-// without stopping it: no error finding, and every image's diffIDs and
-// chainIDs equal what the daemon and its layer store say.
+// hostDrivers are the drivers whose data roots the host tests audit: the
+// full-suite ones and the optional ones running here (btrfs, fuse-overlayfs).
+// It logs why an optional driver is not among them.
+func hostDrivers(t *testing.T, s *Suite) []string {
+	t.Helper()
+	for _, drv := range harness.OptionalDrivers {
+		if why, ok := s.DriversSkipped[drv]; ok {
+			t.Logf("storage driver %s does not run on this machine: %s", drv, why)
+		}
+	}
+	return append(append([]string(nil), s.Drivers...), s.HostDrivers...)
+}
+
+// hostLayerDir is where a driver keeps the files of the layer with cacheID,
+// relative to the data root (FORMATS.md): the layer's own diff for the
+// overlay drivers, the whole root filesystem up to it for vfs and btrfs.
+func hostLayerDir(t *testing.T, driver, cacheID string) string {
+	t.Helper()
+	switch driver {
+	case "overlay2", "fuse-overlayfs":
+		return filepath.Join(driver, cacheID, "diff")
+	case "vfs":
+		return filepath.Join("vfs", "dir", cacheID)
+	case "btrfs":
+		return filepath.Join("btrfs", "subvolumes", cacheID)
+	}
+	t.Fatalf("no layer directory known for storage driver %s", driver)
+	return ""
+}
+
+// TestHostLive audits each running dockerd's data root (overlay2, vfs and
+// the optional btrfs and fuse-overlayfs) without stopping it: no error
+// finding, and every image's diffIDs and chainIDs equal what the daemon and
+// its layer store say.
 func TestHostLive(t *testing.T) {
 	s := need(t)
-	for _, drv := range s.Drivers {
+	for _, drv := range hostDrivers(t, s) {
 		set := s.Sets[drv]
 		t.Run(drv, func(t *testing.T) {
 			run := layercheck(t, s, "host", "--root", set.Docker.DataRoot, "-o", "json")
@@ -45,25 +78,33 @@ func TestHostLive(t *testing.T) {
 	}
 }
 
-// TestHostCorruptedCopy flips one byte of a file inside a layer of a copy of
-// the vfs data root: the audit names the file; the live store stays clean.
+// TestHostCorruptedCopy flips one byte of a file inside the base layer of a
+// copy of each data root: the audit names the file. The copy of a btrfs root
+// is a plain directory tree (harness.CopyStore copies the subvolumes' files),
+// which layercheck reads like the live store. The live stores stay clean
+// (TestHostLive).
 func TestHostCorruptedCopy(t *testing.T) {
 	s := need(t)
-	set, ok := s.Sets["vfs"]
-	if !ok {
-		t.Skip("no vfs daemon in this run")
+	for _, drv := range hostDrivers(t, s) {
+		t.Run(drv, func(t *testing.T) {
+			hostCorruptedCopy(t, s, drv)
+		})
 	}
+}
+
+func hostCorruptedCopy(t *testing.T, s *Suite, drv string) {
+	set := s.Sets[drv]
 	img := set.Image("layers")
 	c := s.Env.Corrupt(t, set.Docker.DataRoot)
-	cacheID, err := os.ReadFile(filepath.Join(c.Path, "image", "vfs", "layerdb", "sha256", strings.TrimPrefix(img.ChainIDs[0], "sha256:"), "cache-id"))
+	cacheID, err := os.ReadFile(filepath.Join(c.Path, "image", drv, "layerdb", "sha256", strings.TrimPrefix(img.ChainIDs[0], "sha256:"), "cache-id"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	layerDir := filepath.Join("vfs", "dir", strings.TrimSpace(string(cacheID)))
+	dir := hostLayerDir(t, drv, strings.TrimSpace(string(cacheID)))
 	// The largest regular file of the base layer (busybox): its middle is content.
 	var biggest string
 	var size int64
-	filepath.WalkDir(filepath.Join(c.Path, layerDir), func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(c.Path, dir), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			if fi, err := d.Info(); err == nil && fi.Size() > size {
 				biggest, size = p, fi.Size()
@@ -72,7 +113,7 @@ func TestHostCorruptedCopy(t *testing.T) {
 		return nil
 	})
 	if biggest == "" {
-		t.Fatalf("no regular file in %s", layerDir)
+		t.Fatalf("no regular file in %s of the copy", dir)
 	}
 	rel, _ := filepath.Rel(c.Path, biggest)
 	if err := c.FlipByte(rel, size/2); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,10 +23,17 @@ type Suite struct {
 	Env        *harness.Env
 	Registry   *harness.Registry
 	Containerd *harness.Containerd
-	Drivers    []string                 // dockerd storage drivers running, overlay2 first
-	Sets       map[string]*harness.Set  // by driver
-	Overlay    error                    // why overlay mounts do not work here, nil if they do
-	Copies     map[string]*SkopeoCopies // by driver
+	Drivers    []string // dockerd storage drivers running, overlay2 first
+	// HostDrivers are the optional drivers running (btrfs, fuse-overlayfs:
+	// harness.OptionalDrivers). Their daemons build the standard set too, but
+	// only the host tests (host_test.go) audit them; the other tests range
+	// over Drivers. Sets holds their sets as well.
+	HostDrivers []string
+	// DriversSkipped says why an optional driver does not run here.
+	DriversSkipped map[string]string
+	Sets           map[string]*harness.Set  // by driver
+	Overlay        error                    // why overlay mounts do not work here, nil if they do
+	Copies         map[string]*SkopeoCopies // by driver
 	// CtrNamespaces maps a driver to the containerd namespaces holding its
 	// images: "<driver>" (docker save import, default snapshotter),
 	// "<driver>-native" (native snapshotter), "<driver>-oci" (oci-archive
@@ -118,15 +126,43 @@ func need(t *testing.T) *Suite {
 	return suite
 }
 
-func drivers(env *harness.Env) ([]string, error) {
+// drivers returns the dockerd storage drivers to run: the full-suite ones
+// (overlay2 when the kernel mounts overlay here, and vfs) and the optional
+// ones this machine allows (harness.OptionalDrivers; why one is refused goes
+// to skipped and the log, and the run goes on without it).
+// LAYERCHECK_E2E_DRIVERS selects drivers explicitly; an optional driver named
+// there must work.
+func drivers(env *harness.Env) (full, optional []string, skipped map[string]string, err error) {
+	skipped = map[string]string{}
 	if v := os.Getenv("LAYERCHECK_E2E_DRIVERS"); v != "" {
-		return strings.Split(v, ","), nil
+		for _, drv := range strings.Split(v, ",") {
+			drv = strings.TrimSpace(drv)
+			if !harness.IsOptionalDriver(drv) {
+				full = append(full, drv)
+				continue
+			}
+			if err := env.ProbeDriver(drv, env.Path("tmp")); err != nil {
+				return nil, nil, nil, fmt.Errorf("storage driver %s (LAYERCHECK_E2E_DRIVERS) cannot run here: %w", drv, err)
+			}
+			optional = append(optional, drv)
+		}
+		return full, optional, skipped, nil
 	}
 	if err := harness.ProbeOverlay(env.Path("tmp")); err != nil {
 		env.Logf("overlay2 skipped, the kernel refuses overlay mounts here: %v", err)
-		return []string{"vfs"}, nil
+		full = []string{"vfs"}
+	} else {
+		full = []string{"overlay2", "vfs"}
 	}
-	return []string{"overlay2", "vfs"}, nil
+	for _, drv := range harness.OptionalDrivers {
+		if err := env.ProbeDriver(drv, env.Path("tmp")); err != nil {
+			env.Logf("optional storage driver %s skipped: %v", drv, err)
+			skipped[drv] = err.Error()
+			continue
+		}
+		optional = append(optional, drv)
+	}
+	return full, optional, skipped, nil
 }
 
 func setup(env *harness.Env) (*Suite, error) {
@@ -142,9 +178,10 @@ func setup(env *harness.Env) (*Suite, error) {
 	if s.Overlay != nil {
 		s.Snapshotter = "native"
 	}
-	if s.Drivers, err = drivers(env); err != nil {
+	if s.Drivers, s.HostDrivers, s.DriversSkipped, err = drivers(env); err != nil {
 		return nil, err
 	}
+	explicit := os.Getenv("LAYERCHECK_E2E_DRIVERS") != ""
 
 	// The layercheck binary builds while the daemons work.
 	var wg sync.WaitGroup
@@ -165,18 +202,31 @@ func setup(env *harness.Env) (*Suite, error) {
 	var mu sync.Mutex
 	var errs []error
 	var bwg sync.WaitGroup
-	for _, drv := range s.Drivers {
+	var hostDrivers []string
+	for _, drv := range append(append([]string(nil), s.Drivers...), s.HostDrivers...) {
 		bwg.Add(1)
 		go func() {
 			defer bwg.Done()
 			t0 := time.Now()
 			d, err := env.StartDocker(drv)
+			if err != nil && harness.IsOptionalDriver(drv) && !explicit {
+				// The probe passed but dockerd (or the btrfs loop mount)
+				// refused: this machine cannot run it; go on without it.
+				env.Logf("optional storage driver %s skipped, dockerd does not start with it: %v", drv, err)
+				mu.Lock()
+				s.DriversSkipped[drv] = err.Error()
+				mu.Unlock()
+				return
+			}
 			if err == nil {
 				var set *harness.Set
 				set, err = harness.BuildStandardSet(ctx, d, s.Registry)
 				if err == nil {
 					mu.Lock()
 					s.Sets[drv] = set
+					if harness.IsOptionalDriver(drv) {
+						hostDrivers = append(hostDrivers, drv)
+					}
 					mu.Unlock()
 				}
 			}
@@ -192,6 +242,13 @@ func setup(env *harness.Env) (*Suite, error) {
 	bwg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	// In harness.OptionalDrivers order, whichever finished first.
+	s.HostDrivers = nil
+	for _, drv := range harness.OptionalDrivers {
+		if slices.Contains(hostDrivers, drv) {
+			s.HostDrivers = append(s.HostDrivers, drv)
+		}
 	}
 	// Each daemon pulls the other's layers image: overlay2 opaque directories
 	// land in a vfs store and vfs per-file whiteouts in an overlay2 store.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Copy is a private copy of a store, layout or archive, made by Env.Corrupt.
@@ -28,7 +30,8 @@ type Copy struct {
 // storage tree, an OCI layout, an archive file) with `cp -a --one-file-system`,
 // keeping xattrs (overlay opaque markers), device nodes (overlay whiteouts),
 // hardlinks, owners, modes and times, and without descending into mounts
-// (running containers' merged directories). The source is only read. The copy
+// (running containers' merged directories); btrfs subvolumes, which cp takes
+// for other filesystems, are copied too (copySubvolumes). The source is only read. The copy
 // lives under Root/work/copies and goes away with the Env.
 func (e *Env) CopyStore(ctx context.Context, src string) (*Copy, error) {
 	src, err := filepath.Abs(src)
@@ -53,7 +56,69 @@ func (e *Env) CopyStore(ctx context.Context, src string) (*Copy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copying %s: %w", src, err)
 	}
+	if err := e.copySubvolumes(ctx, src, dst); err != nil {
+		return nil, err
+	}
 	return &Copy{Path: dst, Src: src, dir: dir}, nil
+}
+
+// copySubvolumes fills in the btrfs subvolumes below src that
+// `cp --one-file-system` left empty: each subvolume has a device number of its
+// own, so cp takes it for another filesystem and copies only the directory.
+// The btrfs storage driver keeps every layer in a subvolume
+// (btrfs/subvolumes/<cache-id>). Real mount points are still not entered. It
+// does nothing when src is not on btrfs.
+func (e *Env) copySubvolumes(ctx context.Context, src, dst string) error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(src, &sfs); err != nil || sfs.Type != unix.BTRFS_SUPER_MAGIC {
+		return nil
+	}
+	mounts, err := MountsUnder(src)
+	if err != nil {
+		return err
+	}
+	isMount := map[string]bool{}
+	for _, m := range mounts {
+		if m != src {
+			isMount[m] = true
+		}
+	}
+	var subvols []string // parents before children (WalkDir order)
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() || p == src {
+			return nil
+		}
+		if isMount[p] {
+			return filepath.SkipDir
+		}
+		var st, parent unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if err := unix.Lstat(filepath.Dir(p), &parent); err != nil {
+			return err
+		}
+		if st.Dev != parent.Dev {
+			subvols = append(subvols, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finding btrfs subvolumes below %s: %w", src, err)
+	}
+	for _, sv := range subvols {
+		rel, _ := filepath.Rel(src, sv)
+		// "sv/." into the existing empty directory: its contents and its own
+		// mode, owner, times and xattrs.
+		_, err := e.Run(ctx, Cmd{Argv: []string{"cp", "-a", "--one-file-system", "--preserve=all", "--sparse=always", "--", sv + "/.", filepath.Join(dst, rel)}, Timeout: 10 * time.Minute})
+		if err != nil {
+			return fmt.Errorf("copying btrfs subvolume %s: %w", sv, err)
+		}
+	}
+	return nil
 }
 
 // Corrupt copies src like CopyStore for a test and removes the copy when the

@@ -19,7 +19,7 @@ import (
 // socket, pidfile, daemon.json and containerd. Networking is off
 // (--bridge=none, no iptables): containers run with --network none.
 type Docker struct {
-	Driver    string // storage driver: vfs or overlay2
+	Driver    string // storage driver: overlay2, vfs, btrfs or fuse-overlayfs
 	Dir       string // everything of this daemon is below it
 	DataRoot  string // --data-root
 	ExecRoot  string // --exec-root
@@ -53,7 +53,9 @@ func (e *Env) dockerdVersion() (string, int, error) {
 }
 
 // StartDocker starts a dockerd with the given storage driver ("vfs",
-// "overlay2"). Its containerd runs from the harness too, with the root and
+// "overlay2", "btrfs", "fuse-overlayfs"). For btrfs the data root is a btrfs
+// filesystem on a sparse loop file in the daemon's directory (see mountBtrfs),
+// unmounted and detached on Close or by Reap. Its containerd runs from the harness too, with the root and
 // state dockerd would give its own (DataRoot/containerd/daemon,
 // ExecRoot/containerd/daemon), so the data root looks like a stock one. It is
 // started once per driver; later calls return it.
@@ -82,6 +84,14 @@ func (e *Env) StartDocker(driver string) (*Docker, error) {
 	}
 	d.Host = "unix://" + d.Socket
 	d.CgroupParent = e.cgroupName(driver)
+	if driver == "btrfs" {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, err
+		}
+		if err := e.mountBtrfs(dir, d.DataRoot); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range []string{d.DataRoot, d.ExecRoot, d.ClientDir} {
 		if err := os.MkdirAll(p, 0o711); err != nil {
 			return nil, err

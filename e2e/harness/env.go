@@ -390,6 +390,8 @@ func (e *Env) teardown() error {
 	reapZombies()
 	if err := UnmountUnder(e.Root); err != nil {
 		errs = append(errs, err)
+	} else if err := DetachLoopsUnder(e.Root); err != nil {
+		errs = append(errs, err)
 	}
 	e.mu.Lock()
 	cgroups := append([]string(nil), e.cgroups...)
@@ -404,6 +406,9 @@ func (e *Env) teardown() error {
 	}
 	if m, err := MountsUnder(e.Root); err == nil && len(m) > 0 {
 		errs = append(errs, fmt.Errorf("mounts left under %s: %v", e.Root, m))
+	}
+	if l := LoopsUnder(e.Root); len(l) > 0 {
+		errs = append(errs, fmt.Errorf("loop devices left on files under %s: %v", e.Root, l))
 	}
 	if !e.opts.Keep && len(errs) == 0 {
 		if err := os.RemoveAll(e.Root); err != nil {
@@ -500,6 +505,13 @@ func Reap(dir string) ([]string, error) {
 		did = append(did, "unmount "+m)
 	}
 	uerr := UnmountUnder(dir)
+	// The btrfs dockerd's loop device, once its filesystem is unmounted.
+	for _, l := range LoopsUnder(dir) {
+		did = append(did, "detach "+l)
+	}
+	if uerr == nil {
+		uerr = DetachLoopsUnder(dir)
+	}
 	var cgerrs []error
 	if b, err := os.ReadFile(filepath.Join(dir, "cgroups")); err == nil {
 		for _, cg := range strings.Fields(string(b)) {
