@@ -91,9 +91,6 @@ func (e *Env) copySubvolumes(ctx context.Context, src, dst string) error {
 		if !d.IsDir() || p == src {
 			return nil
 		}
-		if isMount[p] {
-			return filepath.SkipDir
-		}
 		var st, parent unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
@@ -101,7 +98,14 @@ func (e *Env) copySubvolumes(ctx context.Context, src, dst string) error {
 		if err := unix.Lstat(filepath.Dir(p), &parent); err != nil {
 			return err
 		}
-		if st.Dev != parent.Dev {
+		switch {
+		case st.Dev == parent.Dev:
+			// Same device: cp copied it, even through a bind mount of the
+			// same filesystem (dockerd's btrfs driver makes its home,
+			// <data-root>/btrfs, a private bind mount of itself).
+		case isMount[p]:
+			return filepath.SkipDir // another filesystem: cp skipped it, so do we
+		default:
 			subvols = append(subvols, p)
 		}
 		return nil
