@@ -783,7 +783,11 @@ func (r *run) record(ctx context.Context, t source.Target) {
 	r.image(ctx, w, t.Image.Config, t.Image.Layers, false)
 }
 
-type imageConfig struct {
+// ImageConfig is the part of an image config (OCI image-spec config or
+// Docker's image JSON) that layercheck checks: the platform, the rootfs
+// diffIDs and which history entries made no layer. The verifier and the
+// host-store audits decode configs into it.
+type ImageConfig struct {
 	OS           string `json:"os"`
 	Architecture string `json:"architecture"`
 	Variant      string `json:"variant"`
@@ -799,7 +803,7 @@ type imageConfig struct {
 // image checks a config and schedules the layers.
 func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers []source.Ref, fromManifest bool) {
 	cfgSubj := report.Subject{Digest: config.Desc.Digest.String()}
-	var cfg *imageConfig
+	var cfg *ImageConfig
 	if config.Blob == nil {
 		w.add(report.ConfigMissing, nil, cfgSubj, nonEmpty(config.Missing, "the config blob is missing"), "", "")
 	} else {
@@ -829,7 +833,7 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 			if fromManifest && config.Desc.Size >= 0 && config.Desc.Size != int64(len(data)) {
 				w.add(report.ConfigSize, nil, cfgSubj, "config length differs from its descriptor", fmt.Sprint(config.Desc.Size), fmt.Sprint(len(data)))
 			}
-			cfg = &imageConfig{}
+			cfg = &ImageConfig{}
 			if err := json.Unmarshal(data, cfg); err != nil {
 				w.add(report.ConfigParse, nil, cfgSubj, "config is not valid JSON: "+err.Error(), "", "")
 				cfg = nil

@@ -45,15 +45,8 @@ type childInfo struct {
 	present  bool
 }
 
-type imageConfig struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant"`
-	RootFS       *struct {
-		Type    string   `json:"type"`
-		DiffIDs []string `json:"diff_ids"`
-	} `json:"rootfs"`
-}
+// imageConfig is the part of an image config the audit reads.
+type imageConfig = verify.ImageConfig
 
 func (a *auditor) ref(ns string, d digest.Digest) {
 	m := a.refs[ns]

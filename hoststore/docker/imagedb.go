@@ -37,18 +37,7 @@ func (img *imageRec) subject() report.Subject {
 }
 
 // imageConfig is the part of an image config the audit reads.
-type imageConfig struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant"`
-	RootFS       *struct {
-		Type    string   `json:"type"`
-		DiffIDs []string `json:"diff_ids"`
-	} `json:"rootfs"`
-	History []struct {
-		EmptyLayer bool `json:"empty_layer"`
-	} `json:"history"`
-}
+type imageConfig = verify.ImageConfig
 
 // loadImages reads imagedb/content and imagedb/metadata [invariants 1, 2, 4, 5, 7, 11].
 func (a *audit) loadImages() {
