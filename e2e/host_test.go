@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/layercheck/layercheck/e2e/harness"
+	"github.com/layercheck/layercheck/report"
 )
 
 // hostDrivers are the drivers whose data roots the host tests audit: the
@@ -53,6 +55,9 @@ func TestHostLive(t *testing.T) {
 		t.Run(drv, func(t *testing.T) {
 			run := layercheck(t, s, "host", "--root", set.Docker.DataRoot, "-o", "json")
 			requireClean(t, "layercheck host "+drv, run)
+			for _, f := range run.Report.Findings {
+				t.Logf("%s finding on a clean store: %s %s %s: %s (expected %q, actual %q)", drv, f.Severity, f.Check, f.Subject.String(), f.Message, f.Expected, f.Actual)
+			}
 			for _, img := range set.Images {
 				var found bool
 				for _, ri := range run.Report.Images {
@@ -100,6 +105,9 @@ func hostCorruptedCopy(t *testing.T, s *Suite, drv string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The copy as it is: a copied btrfs root is plain directories, not
+	// subvolumes, and must read like the live store.
+	requireClean(t, "layercheck host on an untouched copy of the "+drv+" root", layercheck(t, s, "host", "--root", c.Path, "-o", "json"))
 	dir := hostLayerDir(t, drv, strings.TrimSpace(string(cacheID)))
 	// The largest regular file of the base layer (busybox): its middle is content.
 	var biggest string
@@ -134,5 +142,79 @@ func hostCorruptedCopy(t *testing.T, s *Suite, drv string) {
 	}
 	if !named {
 		t.Errorf("no host-file-crc finding naming %s: %+v", rel, run.Report.Findings)
+	}
+}
+
+// TestHostWhiteoutCopy undoes the whiteout of etc/deleteme in the crafted
+// image's top layer, in a copy of each data root, the way each driver stores
+// it: overlay2's 0/0 character device and fuse-overlayfs's kept .wh.deleteme
+// file are removed; on vfs and btrfs, whose layer directories hold the whole
+// root filesystem with the file deleted, etc/deleteme is put back. The audit
+// must report an error finding naming deleteme.
+func TestHostWhiteoutCopy(t *testing.T) {
+	s := need(t)
+	for _, drv := range hostDrivers(t, s) {
+		t.Run(drv, func(t *testing.T) {
+			set := s.Sets[drv]
+			img := set.Image("crafted")
+			c := s.Env.Corrupt(t, set.Docker.DataRoot)
+			var edited string
+			for i := len(img.ChainIDs) - 1; i >= 0 && edited == ""; i-- {
+				b, err := os.ReadFile(filepath.Join(c.Path, "image", drv, "layerdb", "sha256", strings.TrimPrefix(img.ChainIDs[i], "sha256:"), "cache-id"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := hostLayerDir(t, drv, strings.TrimSpace(string(b)))
+				switch drv {
+				case "overlay2":
+					if fi, err := os.Lstat(filepath.Join(c.Path, dir, "etc", "deleteme")); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
+						edited = filepath.Join(dir, "etc", "deleteme")
+						if err := c.Remove(edited); err != nil {
+							t.Fatal(err)
+						}
+					}
+				case "fuse-overlayfs":
+					// fuse-overlayfs unpacks layers in the AUFS format: the
+					// whiteout stays a regular .wh. file in diff/.
+					if fi, err := os.Lstat(filepath.Join(c.Path, dir, "etc", ".wh.deleteme")); err == nil && fi.Mode().IsRegular() {
+						edited = filepath.Join(dir, "etc", ".wh.deleteme")
+						if err := c.Remove(edited); err != nil {
+							t.Fatal(err)
+						}
+					}
+				default:
+					// The top layer is the first, from the top, whose root
+					// lacks etc/deleteme while its parent's has it.
+					if i == 0 {
+						break
+					}
+					if _, err := os.Lstat(filepath.Join(c.Path, dir, "etc", "deleteme")); !errors.Is(err, fs.ErrNotExist) {
+						continue
+					}
+					edited = filepath.Join(dir, "etc", "deleteme")
+					if err := c.WriteFile(edited, []byte("removed by a later layer\n")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if edited == "" {
+				t.Fatalf("no layer of %s holds the whiteout of etc/deleteme the way %s stores it", img.Ref, drv)
+			}
+			run := layercheck(t, s, "host", "--root", c.Path, "-o", "json")
+			if run.Code != 1 {
+				t.Fatalf("exit %d after editing %s, want 1; stderr: %s", run.Code, edited, run.Stderr)
+			}
+			var named []string
+			for _, f := range run.Report.Findings {
+				if f.Severity == report.Error && strings.Contains(f.Subject.Entry+" "+f.Subject.Path, "deleteme") {
+					named = append(named, string(f.Check))
+				}
+			}
+			if len(named) == 0 {
+				t.Errorf("no error finding names deleteme after editing %s: %+v", edited, run.Report.Findings)
+			} else {
+				t.Logf("%s: %s → %v", drv, edited, named)
+			}
+		})
 	}
 }
