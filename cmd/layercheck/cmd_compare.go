@@ -152,19 +152,7 @@ func (c *compareCmd) runArtifact(g *Globals, env *Env) error {
 		}
 	}
 	rep := b.Finish("compare", c.Source+" vs "+c.Ref, toolVersion())
-	if werr := writeOutputs(env, outs, rep, g); werr != nil {
-		env.Code = ExitCannotCheck
-		return werr
-	}
-	failOn, _ := report.ParseSeverity(g.FailOn)
-	env.Code = exitCode(rep, firstErr, failOn)
-	if env.Code == ExitInterrupted {
-		return fmt.Errorf("interrupted; the report covers what was verified so far")
-	}
-	if firstErr != nil && len(rep.Images) == 0 {
-		return firstErr
-	}
-	return nil
+	return conclude(env, g, outs, rep, firstErr, "verified", true)
 }
 
 // containerImages drops what the verifier listed as artifacts or

@@ -174,19 +174,7 @@ func (o *outcome) finish(env *Env, g *Globals, outs []output, name string) error
 		o.firstErr = env.Ctx.Err()
 	}
 	rep := o.b.Finish("compare", name, toolVersion())
-	if werr := writeOutputs(env, outs, rep, g); werr != nil {
-		env.Code = ExitCannotCheck
-		return werr
-	}
-	failOn, _ := report.ParseSeverity(g.FailOn)
-	env.Code = exitCode(rep, o.firstErr, failOn)
-	if env.Code == ExitInterrupted {
-		return fmt.Errorf("interrupted; the report covers what was compared so far")
-	}
-	if o.firstErr != nil && len(rep.Images) == 0 {
-		return o.firstErr
-	}
-	return nil
+	return conclude(env, g, outs, rep, o.firstErr, "compared", true)
 }
 
 // openStore opens the Docker data root of --root (default /var/lib/docker).

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore/containerd"
@@ -133,17 +132,5 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	// (graph-driver images declare no media types; their analysis comes
 	// from the rebuild pass, containerd's from the verifier's).
 	applyPolicies(rep, &g.policy, policyRefs("host", c.Images))
-	if werr := writeOutputs(env, outs, rep, g); werr != nil {
-		env.Code = ExitCannotCheck
-		return werr
-	}
-	failOn, _ := report.ParseSeverity(g.FailOn)
-	env.Code = exitCode(rep, firstErr, failOn)
-	if env.Code == ExitInterrupted {
-		return fmt.Errorf("interrupted; the report covers what was audited so far")
-	}
-	if firstErr != nil && len(rep.Images) == 0 {
-		return firstErr
-	}
-	return nil
+	return conclude(env, g, outs, rep, firstErr, "audited", true)
 }

@@ -63,13 +63,7 @@ func (c *mergeCmd) Run(g *Globals, env *Env) error {
 		rep.Normalize()
 	}
 	applyPolicies(rep, &g.policy, refs)
-	if err := writeOutputs(env, outs, rep, g); err != nil {
-		env.Code = ExitCannotCheck
-		return err
-	}
-	failOn, _ := report.ParseSeverity(g.FailOn)
-	env.Code = exitCode(rep, nil, failOn)
-	return nil
+	return conclude(env, g, outs, rep, nil, "merged", false)
 }
 
 func readReportFile(path string) (*report.Report, error) {

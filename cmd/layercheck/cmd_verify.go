@@ -180,17 +180,7 @@ func verifyBatches(env *Env, g *Globals, command string, sel selection, names []
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
 	rep.Shard = sh
 	applyPolicies(rep, &g.policy, policyRefs(command, names))
-	if werr := writeOutputs(env, outs, rep, g); werr != nil {
-		env.Code = ExitCannotCheck
-		return werr
-	}
-	failOn, _ := report.ParseSeverity(g.FailOn)
-	env.Code = exitCode(rep, firstErr, failOn)
-	if env.Code == ExitInterrupted {
-		return fmt.Errorf("interrupted; the report covers what was verified so far")
-	}
-	if firstErr != nil && len(names) == 1 && len(rep.Images) == 0 {
-		return firstErr
-	}
-	return nil
+	// With several inputs the problems in the report name the ones that
+	// could not be checked; with one, its error is also printed.
+	return conclude(env, g, outs, rep, firstErr, "verified", len(names) == 1)
 }

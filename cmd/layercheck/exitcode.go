@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/layercheck/layercheck/report"
 )
@@ -60,3 +61,25 @@ func failing(rep *report.Report, failOn report.Severity) bool {
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+// conclude ends every command that produces a report: it writes rep to the
+// outputs, then sets the exit code from the report and from firstErr (the
+// first "could not check" error, or the cancellation). It returns what main
+// prints on stderr: the interruption, or firstErr when printErr is set and
+// nothing at all could be checked (no image in the report). done names the
+// work in the interruption message ("verified", "audited", "compared").
+func conclude(env *Env, g *Globals, outs []output, rep *report.Report, firstErr error, done string, printErr bool) error {
+	if werr := writeOutputs(env, outs, rep, g); werr != nil {
+		env.Code = ExitCannotCheck
+		return werr
+	}
+	failOn, _ := report.ParseSeverity(g.FailOn)
+	env.Code = exitCode(rep, firstErr, failOn)
+	if env.Code == ExitInterrupted {
+		return fmt.Errorf("interrupted; the report covers what was %s so far", done)
+	}
+	if printErr && firstErr != nil && len(rep.Images) == 0 {
+		return firstErr
+	}
+	return nil
+}
