@@ -218,3 +218,44 @@ func TestHostWhiteoutCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestHostAnalyzeOptionalDrivers: on the optional drivers' data roots
+// (btrfs, fuse-overlayfs), `layercheck host --analyze` gives every image of
+// the set the analysis `layercheck tar --analyze` gives its docker save, as
+// TestAnalysisHostEqualsSave checks for overlay2 and vfs: the rebuilt layer
+// streams carry the same entries whatever the driver stored on disk.
+func TestHostAnalyzeOptionalDrivers(t *testing.T) {
+	s := need(t)
+	if len(s.HostDrivers) == 0 {
+		hostDrivers(t, s) // logs why
+		t.Skip("no optional storage driver runs on this machine")
+	}
+	for _, drv := range s.HostDrivers {
+		set := s.Sets[drv]
+		t.Run(drv, func(t *testing.T) {
+			args := []string{"host", "--root", set.Docker.DataRoot, "--analyze", "-o", "json"}
+			for _, img := range set.Images {
+				args = append(args, img.Ref)
+			}
+			host := layercheck(t, s, args...)
+			requireClean(t, "layercheck host --analyze "+drv, host)
+			for _, img := range set.Images {
+				hi := findImage(host.Report, img.Inspect.ID)
+				if hi == nil || hi.Analysis == nil {
+					t.Errorf("%s: the host report has no analysis of %s (%s)", drv, img.Name, img.Inspect.ID)
+					continue
+				}
+				tr := layercheck(t, s, "tar", "--analyze", "-o", "json", img.Save)
+				requireClean(t, "layercheck tar --analyze "+img.Save, tr)
+				ti := findImage(tr.Report, img.Inspect.ID)
+				if ti == nil || ti.Analysis == nil {
+					t.Errorf("%s: the report of %s's docker save has no analysis", drv, img.Name)
+					continue
+				}
+				if !equalAnalysis(hi.Analysis, ti.Analysis) {
+					t.Errorf("%s %s: host analysis differs from the docker save's\nhost: %s\nsave: %s", drv, img.Name, analysisJSON(hi.Analysis), analysisJSON(ti.Analysis))
+				}
+			}
+		})
+	}
+}
