@@ -83,8 +83,11 @@ func requireClean(t *testing.T, r *report.Report) {
 	}
 }
 
+// drivers are the graph drivers dockertest lays out: overlay2 and vfs, and
+// fuse-overlayfs (overlay2's layout, whiteouts kept as .wh. files) and btrfs
+// (vfs's layout in subvolumes), as the e2e suite's real daemons write them.
 func drivers(t *testing.T) []string {
-	return []string{"overlay2", "vfs"}
+	return []string{"overlay2", "fuse-overlayfs", "vfs", "btrfs"}
 }
 
 func TestCleanStore(t *testing.T) {
@@ -398,36 +401,58 @@ func corruptions() []corruption {
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: Whiteout, entry: "etc/hidden", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "whited-out file back", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		// fuse-overlayfs keeps a layer's whiteouts as the tar's own .wh.
+		// regular files in diff/ (AUFS format).
+		{name: "deleted .wh. file", drivers: []string{"fuse-overlayfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, os.Remove(s.Path(s.Layers["L1"].Dir+"/etc/.wh.empty")))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LayerMissingFile, entry: "etc/.wh.empty", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "deleted .wh..wh..opq file", drivers: []string{"fuse-overlayfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, os.Remove(s.Path(s.Layers["L1"].Dir+"/opt/opq/.wh..wh..opq")))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LayerMissingFile, entry: "opt/opq/.wh..wh..opq", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "added .wh. file", drivers: []string{"fuse-overlayfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			dockertest.WriteFile(t, s.Path(s.Layers["L1"].Dir+"/etc/.wh.hello"), nil, 0o600)
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: ExtraFile, entry: "etc/.wh.hello", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "overlay2 whiteout device in an image layer", drivers: []string{"fuse-overlayfs"}, root: true, apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, unix.Mknod(s.Path(s.Layers["L1"].Dir+"/etc/hidden"), unix.S_IFCHR, 0))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: ExtraFile, entry: "etc/hidden", digest: s.Layers["L1"].ChainID.String()}}
+		}},
+		{name: "whited-out file back", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			dockertest.WriteFile(t, s.Path(s.Layers["L1"].Dir+"/var/gone.txt"), []byte("back\n"), 0o644)
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: Whiteout, entry: "var/gone.txt", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "inherited file deleted", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		{name: "inherited file deleted", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			must(t, os.Remove(s.Path(s.Layers["L1"].Dir+"/bin/tool")))
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LayerMissingFile, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "inherited file chmod", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		{name: "inherited file chmod", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			must(t, os.Chmod(s.Path(s.Layers["L1"].Dir+"/etc/suid"), 0o755))
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LstatMismatch, entry: "etc/suid", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "inherited file replaced by a symlink", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		{name: "inherited file replaced by a symlink", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			p := s.Path(s.Layers["L1"].Dir + "/bin/tool")
 			must(t, os.Remove(p))
 			must(t, os.Symlink("/bin/sh", p))
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LstatMismatch, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "inherited symlink retargeted", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		{name: "inherited symlink retargeted", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			p := s.Path(s.Layers["L1"].Dir + "/etc/hello.link")
 			must(t, os.Remove(p))
 			must(t, os.Symlink("new.txt", p))
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LstatMismatch, entry: "etc/hello.link", digest: s.Layers["L1"].ChainID.String()}}
 		}},
-		{name: "opaque directory not applied", drivers: []string{"vfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+		{name: "opaque directory not applied", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			dockertest.WriteFile(t, s.Path(s.Layers["L1"].Dir+"/opt/opq/a"), []byte("a"), 0o644)
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: ExtraFile, entry: "opt/opq/a", digest: s.Layers["L1"].ChainID.String()}}

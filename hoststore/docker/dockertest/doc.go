@@ -3,7 +3,8 @@
 // tar-split.json.gz produced by tar-split's own disassembler from those
 // tars, layer directories unpacked the way Docker's graph drivers unpack
 // them (overlay2: diff/ with 0/0 whiteout devices and opaque xattrs, link,
-// lower, l/ symlinks, committed; vfs: a full rootfs copy per layer,
+// lower, l/ symlinks, committed; fuse-overlayfs: the same layout with the
+// .wh. files kept in diff/; vfs and btrfs: a full rootfs copy per layer,
 // whiteouts applied as deletions), imagedb configs and metadata,
 // repositories.json, distribution metadata, a container with its init and
 // read-write layers, and a BuildKit snapshots.db.

@@ -83,7 +83,7 @@ type ImageSpec struct {
 
 // StoreSpec describes a data root.
 type StoreSpec struct {
-	Driver    string // overlay2 or vfs
+	Driver    string // overlay2, fuse-overlayfs, vfs or btrfs
 	Layers    []LayerSpec
 	Images    []ImageSpec
 	Container string // image key a container runs; "" for none
@@ -340,7 +340,7 @@ func (s *Store) addLayer(t testing.TB, ls LayerSpec) {
 	} else {
 		must(t, os.MkdirAll(dst, 0o755))
 	}
-	l.SumSize = unpack(t, dst, tarBytes, drv.overlayWhiteouts)
+	l.SumSize = unpack(t, dst, tarBytes, drv.whiteouts)
 	size := l.SumSize
 	if drv.overlay {
 		size = dirSize(t, dst) // native overlay diff
@@ -366,9 +366,27 @@ func (s *Store) lowerOf(p *Layer) string {
 	return strings.Join(parts, ":")
 }
 
+// whiteoutFormat is how a graph driver stores a layer's whiteouts.
+type whiteoutFormat int
+
+const (
+	// applyWhiteouts: the full-rootfs drivers (vfs, btrfs) delete what a
+	// whiteout names and keep nothing of it (go-archive UnpackLayer).
+	applyWhiteouts whiteoutFormat = iota
+	// overlayWhiteouts: overlay2 turns them into 0/0 character devices and
+	// trusted.overlay.opaque xattrs.
+	overlayWhiteouts
+	// keepWhiteouts: fuse-overlayfs unpacks in the AUFS format, so the .wh.
+	// files stay in diff/ as regular files with their header's mode and
+	// owner [observed: dockerd 20.10.24 with --storage-driver fuse-overlayfs
+	// keeps diff/etc/.wh.deleteme and diff/opq/.wh..wh..opq of a loaded
+	// image, 0644 as in its tar].
+	keepWhiteouts
+)
+
 // unpack applies a layer tar to dst as Docker's graph drivers do and
 // returns the sum of the header sizes.
-func unpack(t testing.TB, dst string, tarBytes []byte, overlayWhiteouts bool) int64 {
+func unpack(t testing.TB, dst string, tarBytes []byte, format whiteoutFormat) int64 {
 	t.Helper()
 	tr := tar.NewReader(bytes.NewReader(tarBytes))
 	unpacked := map[string]bool{}
@@ -388,9 +406,9 @@ func unpack(t testing.TB, dst string, tarBytes []byte, overlayWhiteouts bool) in
 		dir, base := path.Split(name)
 		pdir := filepath.Join(dst, filepath.FromSlash(dir))
 		must(t, os.MkdirAll(pdir, 0o755))
-		if strings.HasPrefix(base, ".wh.") {
+		if strings.HasPrefix(base, ".wh.") && format != keepWhiteouts {
 			if base == ".wh..wh..opq" {
-				if overlayWhiteouts {
+				if format == overlayWhiteouts {
 					must(t, unix.Setxattr(pdir, "trusted.overlay.opaque", []byte("y"), 0))
 				} else {
 					ents, _ := os.ReadDir(pdir)
@@ -404,7 +422,7 @@ func unpack(t testing.TB, dst string, tarBytes []byte, overlayWhiteouts bool) in
 			}
 			target := filepath.Join(pdir, base[len(".wh."):])
 			must(t, os.RemoveAll(target))
-			if overlayWhiteouts {
+			if format == overlayWhiteouts {
 				must(t, unix.Mknod(target, unix.S_IFCHR, 0))
 				must(t, os.Lchown(target, h.Uid, h.Gid))
 			}
@@ -659,12 +677,12 @@ func (s *Store) addContainer(t testing.TB, img *Image) {
 			WriteFile(t, cd+"/lower", []byte(d.lower), 0o644)
 			must(t, os.Symlink("../"+d.id+"/diff", s.Path(drv.dirRel+"/l/"+d.link)))
 		}
-		unpack(t, s.Path(drv.layerRoot(initID)), initFiles, true)
+		unpack(t, s.Path(drv.layerRoot(initID)), initFiles, drv.whiteouts)
 		WriteFile(t, s.Path(drv.cacheDir(initID))+"/committed", nil, 0o600)
 		WriteFile(t, s.Path(drv.cacheDir(top.CacheID))+"/committed", nil, 0o600)
 	} else {
 		copyTree(t, s.Path(top.Dir), s.Path(drv.layerRoot(initID)))
-		unpack(t, s.Path(drv.layerRoot(initID)), initFiles, false)
+		unpack(t, s.Path(drv.layerRoot(initID)), initFiles, drv.whiteouts)
 		copyTree(t, s.Path(drv.layerRoot(initID)), s.Path(drv.layerRoot(s.MountID)))
 	}
 	cfg, err := json.Marshal(map[string]any{"ID": s.CtrID, "Image": img.ID.String(), "Driver": s.Driver})
@@ -757,20 +775,29 @@ func Gzip(t testing.TB, data []byte) []byte {
 
 // layout is where the supported test drivers keep a cache-id's data.
 type layout struct {
-	name             string
-	dirRel           string
-	overlay          bool
-	overlayWhiteouts bool
+	name      string
+	dirRel    string
+	overlay   bool
+	whiteouts whiteoutFormat
 }
 
 func layoutOf(driver string) layout {
 	switch driver {
 	case "overlay2":
-		return layout{name: driver, dirRel: "overlay2", overlay: true, overlayWhiteouts: true}
+		return layout{name: driver, dirRel: "overlay2", overlay: true, whiteouts: overlayWhiteouts}
+	case "fuse-overlayfs":
+		// Like overlay2 on disk (<id>/diff, link, lower, work, committed,
+		// l/), whiteouts kept as .wh. files.
+		return layout{name: driver, dirRel: "fuse-overlayfs", overlay: true, whiteouts: keepWhiteouts}
 	case "vfs":
 		return layout{name: driver, dirRel: "vfs/dir"}
+	case "btrfs":
+		// One subvolume per layer holding the whole root filesystem, a
+		// snapshot of the parent's: on disk (and in a copy, where the
+		// subvolumes are plain directories) the same as vfs.
+		return layout{name: driver, dirRel: "btrfs/subvolumes"}
 	}
-	panic("dockertest: driver " + driver + " not supported (overlay2, vfs)")
+	panic("dockertest: driver " + driver + " not supported (overlay2, fuse-overlayfs, vfs, btrfs)")
 }
 
 func (d layout) cacheDir(id string) string { return d.dirRel + "/" + id }
