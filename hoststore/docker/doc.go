@@ -10,6 +10,13 @@
 // one report.Image per image (layers with their diffIDs and chainIDs) and a
 // finding, with a stable check ID, for every problem.
 //
+// Tested against real daemons (the e2e suite, dockerd 20.10): overlay2, vfs,
+// btrfs (a loop-mounted btrfs data root, and a plain-directory copy of it)
+// and fuse-overlayfs, each audited live, clean, with the daemon's diffIDs and
+// chainIDs, and on copies with a damaged file and an undone whiteout; the
+// hermetic tests (dockertest) lay out the same four. zfs follows FORMATS.md
+// only: no zfs store, real or built by the tests, has been audited yet.
+//
 // [Store.LookupImage] is the cheap read-only view of one image that
 // layercheck compare uses: its config (platform, diffIDs, chainIDs), the
 // layerdb records of its chainIDs, its repositories.json references and the

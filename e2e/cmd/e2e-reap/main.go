@@ -1,12 +1,14 @@
 // Command e2e-reap cleans up after an end-to-end run whose test binary died
 // before it could stop its daemons (a panic, a `go test -timeout`, SIGKILL):
 // it stops by pid every process that belongs to the run's directory, unmounts
-// everything below it and removes it. `make e2e` runs it after the suite.
+// everything below it, detaches the loop devices whose backing files are
+// below it (the btrfs dockerd's data root) and removes it. `make e2e` runs it after the suite.
 //
 // Usage: e2e-reap DIR
 //
 // It exits 0 when DIR was already gone (the suite cleaned up after itself),
-// and 1 when it had to stop a process or unmount something, or failed to.
+// and 1 when it had to stop a process, unmount or detach something, or failed
+// to.
 package main
 
 import (
