@@ -2,7 +2,8 @@
 # Included by the top-level Makefile; see docs/e2e.md. Both targets need root.
 #
 #   make e2e                    install what is missing (apt-get), run the suite, clean up
-#   make e2e E2E_DRIVERS=vfs    only the vfs dockerd (default: overlay2 when the kernel allows it, and vfs)
+#   make e2e E2E_DRIVERS=vfs    only the vfs dockerd (default: overlay2 when the kernel allows it, vfs, and
+#                               btrfs and fuse-overlayfs for the host tests when the machine allows them)
 #   make capture-stores         regenerate fixtures/testdata/stores/*.tar.gz and their ground truth
 
 GO              ?= go
