@@ -81,9 +81,11 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 	defer opener.Close()
 	var files tarsplit.FileOpener = opener
 	var lowers *lowerOpener
-	if a.drv.overlay && l.parent != nil && l.chainOK {
+	if a.drv.overlay && l.parent != nil && l.chainOK && a.hasLowerFile(l.cacheID) {
 		// Docker reads an overlay layer through its union mount; the
 		// layer's own diff/ comes first, the lowers only as a fallback.
+		// Without a lower file Docker's Get does not mount: diff/ alone
+		// (FORMATS.md 2.3; the lower file itself is checkLower's).
 		lowers = &lowerOpener{a: a, l: l.parent}
 		defer lowers.close()
 		files = tarsplit.ChainOpener(opener, lowers)
@@ -311,6 +313,13 @@ func (a *audit) mountpoint(rel string) bool {
 	s1, ok1 := statOf(fi)
 	s2, ok2 := statOf(pfi)
 	return ok1 && ok2 && s1.dev != s2.dev
+}
+
+// hasLowerFile reports whether the overlay directory of id has a lower
+// file, which makes Docker read the layer through a union mount.
+func (a *audit) hasLowerFile(id string) bool {
+	_, err := a.lstat(a.drv.cacheDir(id) + "/lower")
+	return err == nil
 }
 
 // lowerOpener opens files from the diff directories of a layer's parents,
