@@ -49,10 +49,13 @@ func layerdbDir(drv, chainID string) string {
 // cacheDir is the driver directory of a cache-id or mount-id, relative to
 // the data root, as the audit names it in its subjects.
 func cacheDir(drv, id string) string {
-	if drv == "vfs" {
+	switch drv {
+	case "vfs":
 		return filepath.Join("vfs", "dir", id)
+	case "btrfs":
+		return filepath.Join("btrfs", "subvolumes", id)
 	}
-	return filepath.Join(drv, id)
+	return filepath.Join(drv, id) // overlay2, fuse-overlayfs
 }
 
 // expect matches a finding: the check, and each non-empty subject field
@@ -212,12 +215,12 @@ func hostCorruptionCases() []hostCase {
 			hostMust(t, c.WriteFile(filepath.Join(root, "leaked"), make([]byte, 4096)))
 			return []expect{{check: dockerstore.OrphanDir, path: cacheDir(tg.drv, id), warning: true}}
 		}},
-		{name: "deleted l/ link", drivers: []string{"overlay2"}, apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
-			p, err := c.File(filepath.Join("overlay2", tg.layers[0].CacheID, "link"))
+		{name: "deleted l/ link", drivers: []string{"overlay2", "fuse-overlayfs"}, apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
+			p, err := c.File(filepath.Join(tg.drv, tg.layers[0].CacheID, "link"))
 			hostMust(t, err)
 			link, err := os.ReadFile(p)
 			hostMust(t, err)
-			rel := filepath.Join("overlay2", "l", strings.TrimSpace(string(link)))
+			rel := filepath.Join(tg.drv, "l", strings.TrimSpace(string(link)))
 			hostMust(t, c.Remove(rel))
 			return []expect{{check: dockerstore.OverlayLink, path: rel, digest: tg.layers[0].ChainID}}
 		}},
@@ -268,17 +271,23 @@ func hostCorruptionCases() []hostCase {
 }
 
 // TestHostCorruptionTable is issue #5's end-to-end corruption table: each
-// case damages its own copy of a real dockerd data root (overlay2 and vfs),
-// and `layercheck host` on that copy exits 1 with the finding naming the
-// damaged object (file and layer chainID, cache-id directory, image ID,
-// mount). The hermetic version of each case is in hoststore/docker's
-// TestCorruptions.
+// case damages its own copy of a real dockerd data root (overlay2 and vfs,
+// and the optional btrfs and fuse-overlayfs where they run), and
+// `layercheck host` on that copy exits 1 with the finding naming the damaged
+// object (file and layer chainID, cache-id directory, image ID, mount). An
+// untouched copy is clean and has none of the expected findings, so each is
+// the corruption's own. The hermetic version of each case is in
+// hoststore/docker's TestCorruptions.
 func TestHostCorruptionTable(t *testing.T) {
 	s := need(t)
-	for _, drv := range s.Drivers {
+	for _, drv := range hostDrivers(t, s) {
 		t.Run(drv, func(t *testing.T) {
 			set := s.Sets[drv]
 			tg := hostCorruptTargets(t, set)
+			// The untouched copy is clean and has none of the findings a
+			// case expects: each one found is its own corruption's.
+			base := layercheck(t, s, "host", "--root", s.Env.Corrupt(t, set.Docker.DataRoot).Path, "-o", "json")
+			requireClean(t, "layercheck host on an untouched copy of the "+drv+" root", base)
 			for _, hc := range hostCorruptionCases() {
 				if hc.drivers != nil && !slices.Contains(hc.drivers, drv) {
 					continue
@@ -299,6 +308,11 @@ func TestHostCorruptionTable(t *testing.T) {
 						t.Fatal("no JSON report")
 					}
 					for _, w := range wants {
+						for _, f := range base.Report.Findings {
+							if w.match(f) {
+								t.Errorf("the untouched copy already has a finding %s: %s %s", w, f.Subject, f.Message)
+							}
+						}
 						found := false
 						for _, f := range run.Report.Findings {
 							if w.match(f) {
