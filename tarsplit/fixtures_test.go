@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/layercheck/layercheck/fixtures"
 	forktar "github.com/vbatts/tar-split/archive/tar"
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
@@ -24,27 +25,7 @@ import (
 
 // externalDir is tar-split's own corpus of tricky tars, outside the repo.
 func externalDir(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := wd
-	for {
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		root = parent
-	}
-	dir := filepath.Join(root, "..", "shared", "fixtures-external", "vbatts+tar-split")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("external fixtures not present (%s): %v", dir, err)
-	}
-	return dir
+	return filepath.Join(fixtures.External(t), "vbatts+tar-split")
 }
 
 // openTar opens a fixture, decompressing gzip and bzip2.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
 	digest "github.com/opencontainers/go-digest"
@@ -16,8 +17,12 @@ import (
 
 // seedTars adds the tricky tars of the shared fixtures, when present.
 func seedTars(f *testing.F) {
-	matches, _ := filepath.Glob(filepath.Join("..", "..", "shared", "fixtures-external", "vbatts+tar-split", "*", "*", "*.tar"))
-	more, _ := filepath.Glob(filepath.Join("..", "..", "shared", "fixtures-external", "vbatts+tar-split", "*", "*", "*", "*.tar"))
+	ext, ok := fixtures.ExternalDir()
+	if !ok {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(ext, "vbatts+tar-split", "*", "*", "*.tar"))
+	more, _ := filepath.Glob(filepath.Join(ext, "vbatts+tar-split", "*", "*", "*", "*.tar"))
 	for _, m := range append(matches, more...) {
 		if fi, err := os.Stat(m); err == nil && fi.Size() < 1<<20 {
 			if b, err := os.ReadFile(m); err == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
 )
 
@@ -20,17 +21,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func externalFixtures(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "fixtures-external"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.md")); err != nil {
-		t.Skipf("third-party fixtures not found at %s (they live in ../shared beside the repository); skipping", dir)
-	}
-	return dir
-}
+func externalFixtures(t *testing.T) string { return fixtures.External(t) }
 
 func TestChainIDCommand(t *testing.T) {
 	out, _, code := runCLI(t, "chainid",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
 	digest "github.com/opencontainers/go-digest"
@@ -21,29 +22,7 @@ import (
 
 // fixturesDir is ../shared/fixtures-external relative to the repository
 // root; tests using it skip when it is absent.
-func fixturesDir(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := wd
-	for {
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-		root = parent
-	}
-	dir := filepath.Join(root, "..", "shared", "fixtures-external")
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.md")); err != nil {
-		t.Skipf("external fixtures not found at %s (../shared/fixtures-external from the repository root); skipping", dir)
-	}
-	return dir
-}
+func fixturesDir(t *testing.T) string { return fixtures.External(t) }
 
 // entry is one member of a test tar.
 type entry struct {

@@ -43,7 +43,10 @@ func seedLayouts(f *testing.F) {
 			f.Add(buf.Bytes())
 		}
 	}
-	ext := filepath.Join("..", "..", "..", "shared", "fixtures-external")
+	ext, ok := fixtures.ExternalDir()
+	if !ok {
+		return
+	}
 	tars, _ := filepath.Glob(filepath.Join(ext, "wagoodman+dive", ".data", "test-oci-*.tar"))
 	more, _ := filepath.Glob(filepath.Join(ext, "anchore+stereoscope", "pkg", "image", "oci", "testdata", "*.tar"))
 	for _, m := range append(tars, more...) {
