@@ -281,21 +281,7 @@ func TestRemoteManyInterrupted(t *testing.T) {
 	img := rr.push(t, "second:1")
 	ls, _ := img.Layers()
 	ld, _ := ls[0].Digest()
-	started := make(chan struct{}, 4)
-	rr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/second/blobs/"+ld.String()) {
-			w.Header().Set("Content-Length", "100000")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			started <- struct{}{}
-			select {
-			case <-r.Context().Done():
-			case <-time.After(60 * time.Second):
-			}
-			return true
-		}
-		return false
-	})
+	started := rr.stall("/second/blobs/" + ld.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

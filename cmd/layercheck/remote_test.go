@@ -58,6 +58,32 @@ func (rr *remoteRegistry) setHook(h func(w http.ResponseWriter, r *http.Request)
 	rr.mu.Unlock()
 }
 
+// stall makes every request whose path ends in suffix answer with headers
+// and then no body until the client gives up (or a minute passes): a
+// transfer stuck mid-layer. The returned channel receives once per stalled
+// request, when it has started.
+func (rr *remoteRegistry) stall(suffix string) <-chan struct{} {
+	started := make(chan struct{}, 4)
+	rr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, suffix) {
+			return false
+		}
+		w.Header().Set("Content-Length", "100000")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(60 * time.Second):
+		}
+		return true
+	})
+	return started
+}
+
 func (rr *remoteRegistry) push(t *testing.T, ref string) v1.Image {
 	t.Helper()
 	img, err := random.Image(3000, 2)
@@ -165,21 +191,7 @@ func TestRemoteCommandInterrupted(t *testing.T) {
 	img := rr.push(t, "app:1")
 	ls, _ := img.Layers()
 	ld, _ := ls[0].Digest()
-	started := make(chan struct{}, 4)
-	rr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/blobs/"+ld.String()) {
-			w.Header().Set("Content-Length", "100000")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			started <- struct{}{}
-			select {
-			case <-r.Context().Done():
-			case <-time.After(60 * time.Second):
-			}
-			return true
-		}
-		return false
-	})
+	started := rr.stall("/blobs/" + ld.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var out, errb bytes.Buffer
