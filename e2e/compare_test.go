@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,10 +36,7 @@ func layerDir(t *testing.T, root, drv, chainID string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drv == "overlay2" {
-		return filepath.Join("overlay2", strings.TrimSpace(string(id)), "diff")
-	}
-	return filepath.Join("vfs", "dir", strings.TrimSpace(string(id)))
+	return hostLayerDir(t, drv, strings.TrimSpace(string(id)))
 }
 
 // TestComparePulledIdentical compares each image dockerd pulled back from the
@@ -148,20 +144,7 @@ func TestCompareDeepChangedFile(t *testing.T) {
 			img := set.Image("layers")
 			c := s.Env.Corrupt(t, set.Docker.DataRoot)
 			dir := layerDir(t, c.Path, drv, img.ChainIDs[0])
-			var biggest string
-			var size int64
-			filepath.WalkDir(filepath.Join(c.Path, dir), func(p string, d fs.DirEntry, err error) error {
-				if err == nil && d.Type().IsRegular() {
-					if fi, err := d.Info(); err == nil && fi.Size() > size {
-						biggest, size = p, fi.Size()
-					}
-				}
-				return nil
-			})
-			if biggest == "" {
-				t.Fatalf("no regular file in %s", dir)
-			}
-			rel, _ := filepath.Rel(c.Path, biggest)
+			rel, size := largestFile(t, c.Path, dir)
 			if err := c.FlipByte(rel, size/2); err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +155,7 @@ func TestCompareDeepChangedFile(t *testing.T) {
 				t.Fatalf("--deep: exit %d, want 1; stderr %s", run.Code, run.Stderr)
 			}
 			named := false
-			entry, _ := filepath.Rel(filepath.Join(c.Path, dir), biggest)
+			entry, _ := filepath.Rel(dir, rel)
 			for _, f := range compareFindings(run.Report, "host-file-crc", report.Error) {
 				if e := strings.TrimPrefix(f.Subject.Entry, "./"); e != "" && (e == entry || strings.HasSuffix(entry, e)) {
 					named = true

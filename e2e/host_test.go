@@ -44,6 +44,31 @@ func hostLayerDir(t *testing.T, driver, cacheID string) string {
 	return ""
 }
 
+// largestFile is the largest regular file under root/dir, as a path
+// relative to root, and its size: its middle is file content, so a byte
+// flipped there changes the file's CRC-64 and the layer's diffID.
+func largestFile(t *testing.T, root, dir string) (string, int64) {
+	t.Helper()
+	var biggest string
+	var size int64
+	filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil && fi.Size() > size {
+				biggest, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	if biggest == "" {
+		t.Fatalf("no regular file in %s", filepath.Join(root, dir))
+	}
+	rel, err := filepath.Rel(root, biggest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel, size
+}
+
 // TestHostLive audits each running dockerd's data root (overlay2, vfs and
 // the optional btrfs and fuse-overlayfs) without stopping it: no error
 // finding, and every image's diffIDs and chainIDs equal what the daemon and
@@ -110,20 +135,7 @@ func hostCorruptedCopy(t *testing.T, s *Suite, drv string) {
 	requireClean(t, "layercheck host on an untouched copy of the "+drv+" root", layercheck(t, s, "host", "--root", c.Path, "-o", "json"))
 	dir := hostLayerDir(t, drv, strings.TrimSpace(string(cacheID)))
 	// The largest regular file of the base layer (busybox): its middle is content.
-	var biggest string
-	var size int64
-	filepath.WalkDir(filepath.Join(c.Path, dir), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil && fi.Size() > size {
-				biggest, size = p, fi.Size()
-			}
-		}
-		return nil
-	})
-	if biggest == "" {
-		t.Fatalf("no regular file in %s of the copy", dir)
-	}
-	rel, _ := filepath.Rel(c.Path, biggest)
+	rel, size := largestFile(t, c.Path, dir)
 	if err := c.FlipByte(rel, size/2); err != nil {
 		t.Fatal(err)
 	}
