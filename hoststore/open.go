@@ -1,0 +1,75 @@
+package hoststore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/layercheck/layercheck/store"
+)
+
+// backend is one kind of store: how to recognise it and how to open it.
+type backend struct {
+	kind store.Kind
+	// is reports whether root holds a store of this kind, from its
+	// contents alone (cheap: a few stats).
+	is   func(root string) bool
+	open func(root string, opts store.Options) (store.Store, error)
+}
+
+// backends are tried in order; the first whose is() holds opens the root.
+var backends []backend
+
+// ErrUnknownStore is returned by Open and Detect for a directory that holds
+// no store of any kind layercheck knows.
+var ErrUnknownStore = errors.New("not a store layercheck knows")
+
+// Detect says which kind of store root holds.
+func Detect(root string) (store.Kind, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", root)
+	}
+	for _, b := range backends {
+		if b.is(root) {
+			return b.kind, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w (%s)", root, ErrUnknownStore, Known())
+}
+
+// Known describes what each kind of store holds, for error messages.
+func Known() string {
+	return "a Docker data root holds image/<driver>/ or containerd/daemon/; a containerd root io.containerd.metadata.v1.bolt/; containers-storage <driver>-layers/ and <driver>-images/; a registry's storage docker/registry/v2/"
+}
+
+// Open opens root as the kind of store its contents show.
+func Open(root string, opts store.Options) (store.Store, error) {
+	kind, err := Detect(root)
+	if err != nil {
+		return nil, err
+	}
+	return OpenKind(kind, root, opts)
+}
+
+// OpenKind opens root as a store of the given kind.
+func OpenKind(kind store.Kind, root string, opts store.Options) (store.Store, error) {
+	for _, b := range backends {
+		if b.kind == kind {
+			return b.open(root, opts)
+		}
+	}
+	var kinds []string
+	for _, b := range backends {
+		kinds = append(kinds, string(b.kind))
+	}
+	return nil, fmt.Errorf("unknown kind of store %q (known: %s)", kind, strings.Join(kinds, ", "))
+}
+
+// DefaultRoots are the paths `layercheck host` audits when no root is
+// given: each that exists and holds a store is audited.
+var DefaultRoots = []string{"/var/lib/docker", "/var/lib/containerd", "/var/lib/containers/storage"}
