@@ -111,7 +111,9 @@ func (r Ref) Familiar() string {
 }
 
 // WithDigest is the reference of the same repository by digest.
-func (r Ref) WithDigest(d digest.Digest) Ref { return Ref{Registry: r.Registry, Repository: r.Repository, Digest: d} }
+func (r Ref) WithDigest(d digest.Digest) Ref {
+	return Ref{Registry: r.Registry, Repository: r.Repository, Digest: d}
+}
 
 // Normalize returns the full normalised form of s, or s unchanged when it
 // does not parse as a reference (an ID prefix, say).
