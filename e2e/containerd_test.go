@@ -120,7 +120,7 @@ func TestContainerdLive(t *testing.T) {
 					t.Errorf("namespace %s: image %s is not in the report", ns, ci.Name)
 				}
 			}
-			for _, img := range st.Images(ns) {
+			for _, img := range st.Records(ns) {
 				got = append(got, img.Name+" "+img.Target.MediaType+" "+img.Target.Digest.String())
 			}
 			sort.Strings(want)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/layercheck/layercheck/store"
@@ -18,8 +19,28 @@ type backend struct {
 	open func(root string, opts store.Options) (store.Store, error)
 }
 
-// backends are tried in order; the first whose is() holds opens the root.
+// backends are the kinds registered by the register_*.go files; Detect
+// tries them in the order of precedence.
 var backends []backend
+
+// precedence orders the kinds Detect tries: a Docker data root holding both
+// image/<driver> and containerd/daemon is audited through its graph driver,
+// as dockerd reads it.
+var precedence = []store.Kind{store.Docker, store.Containerd, store.ContainersStorage, store.Registry}
+
+func ordered() []backend {
+	rank := func(k store.Kind) int {
+		for i, p := range precedence {
+			if p == k {
+				return i
+			}
+		}
+		return len(precedence)
+	}
+	out := append([]backend(nil), backends...)
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].kind) < rank(out[j].kind) })
+	return out
+}
 
 // ErrUnknownStore is returned by Open and Detect for a directory that holds
 // no store of any kind layercheck knows.
@@ -34,7 +55,7 @@ func Detect(root string) (store.Kind, error) {
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%s: not a directory", root)
 	}
-	for _, b := range backends {
+	for _, b := range ordered() {
 		if b.is(root) {
 			return b.kind, nil
 		}
@@ -73,3 +94,16 @@ func OpenKind(kind store.Kind, root string, opts store.Options) (store.Store, er
 // DefaultRoots are the paths `layercheck host` audits when no root is
 // given: each that exists and holds a store is audited.
 var DefaultRoots = []string{"/var/lib/docker", "/var/lib/containerd", "/var/lib/containers/storage"}
+
+// OptionError is an option that does not apply to the kind of store found
+// (a graph driver for a containerd root, namespaces for a Docker root): a
+// mistake in the command line, not a damaged store.
+type OptionError struct {
+	Kind   store.Kind
+	Root   string
+	Option string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s is a %s store: the %s option does not apply to it", e.Root, e.Kind, e.Option)
+}

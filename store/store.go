@@ -21,8 +21,10 @@ const (
 	Registry          Kind = "registry"           // distribution's filesystem storage (docker/registry/v2)
 )
 
-// ErrNotFound is returned by Lookup when no image matches.
-var ErrNotFound = errors.New("no such image in the store")
+// ErrNotFound is returned by Lookup, and by Audit with Options.Images,
+// when no image matches. It is verify.ErrNoMatch, so every command's
+// selection is handled alike.
+var ErrNotFound = verify.ErrNoMatch
 
 // ErrAmbiguous is returned by Lookup when a name or ID prefix matches more
 // than one image.

@@ -602,7 +602,7 @@ func TestDockerRoot(t *testing.T) {
 	if !strings.Contains(st.String(), "(namespace moby)") {
 		t.Errorf("String() = %q", st.String())
 	}
-	imgs := st.Images("moby")
+	imgs := st.Records("moby")
 	_, md, _ := w.small.Manifest()
 	if len(imgs) != 1 || imgs[0].Name != "docker.io/library/small:latest" || imgs[0].Target.Digest != md {
 		t.Errorf("Images(moby) = %+v", imgs)

@@ -313,9 +313,9 @@ type Image struct {
 	Labels map[string]string
 }
 
-// Images returns the image records of a namespace, sorted by name, as
+// Records returns the image records of a namespace, sorted by name, as
 // `ctr images ls` lists them.
-func (s *Store) Images(namespace string) []Image {
+func (s *Store) Records(namespace string) []Image {
 	ns := s.meta.Namespaces[namespace]
 	if ns == nil {
 		return nil

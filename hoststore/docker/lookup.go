@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/store"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -113,6 +114,12 @@ func (s *Store) LookupImage(ref string) (*HostImage, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.lookupID(id, repos)
+}
+
+// lookupID reads what the store records about the image id.
+func (a *audit) lookupID(id digest.Digest, repos map[string]string) (*HostImage, error) {
+	var err error
 	img := &HostImage{ID: id, ConfigPath: a.imgRel + "/imagedb/content/sha256/" + id.Encoded()}
 	img.Config, err = a.readFile(img.ConfigPath, a.maxFile)
 	if err != nil {
@@ -225,7 +232,7 @@ func (a *audit) resolveImage(ref string, repos map[string]string) (digest.Digest
 	case 1:
 		return digest.NewDigestFromEncoded(digest.SHA256, match[0]), nil
 	}
-	return "", fmt.Errorf("image ID prefix %q is ambiguous: %d images of %s match", ref, len(match), a.s)
+	return "", fmt.Errorf("image ID prefix %q: %w: %d images of %s match", ref, store.ErrAmbiguous, len(match), a.s)
 }
 
 // hostLayer reads the layerdb record of one chainID.
