@@ -25,7 +25,9 @@ func TestDependencyDirection(t *testing.T) {
 		"registryclient": {mod + "/verify", mod + "/hoststore", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
 		"hoststore/":     {mod + "/registryclient", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
 		"cmd/":           {mod + "/fixtures"},
-		"compare":        {mod + "/cmd", mod + "/fixtures", mod + "/registryclient", mod + "/source/", mod + "/hoststore/containerd"},
+		"compare":        {mod + "/cmd", mod + "/fixtures", mod + "/registryclient", mod + "/source/"},
+		"store":          {mod + "/hoststore", mod + "/source/", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
+		"ref":            {mod + "/"},
 	}
 	allowedInReport := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

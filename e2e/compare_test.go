@@ -51,7 +51,7 @@ func TestComparePulledIdentical(t *testing.T) {
 			}
 			t.Run(drv+"/"+img.Name, func(t *testing.T) {
 				for _, extra := range [][]string{nil, {"--deep"}} {
-					args := append([]string{"compare", "--root", s.Sets[drv].Docker.DataRoot, "-o", "json"}, extra...)
+					args := append([]string{"compare", "host", "--root", s.Sets[drv].Docker.DataRoot, "-o", "json"}, extra...)
 					run := layercheck(t, s, append(args, img.Inspect.ID)...)
 					requireClean(t, "layercheck compare "+strings.Join(extra, " ")+" "+img.Name, run)
 					if findImage(run.Report, img.Inspect.ID) == nil || len(compareFindings(run.Report, "compare-layer-digest", report.Info)) != 1 {
@@ -106,7 +106,7 @@ func TestCompareTagMoved(t *testing.T) {
 		t.Fatalf("repo digests after the push: %v", ins.RepoDigests)
 	}
 	pushed := ins.RepoDigests[0][strings.Index(ins.RepoDigests[0], "@")+1:]
-	run := layercheck(t, s, "compare", "--root", d.DataRoot, "-o", "json", ins.ID)
+	run := layercheck(t, s, "compare", "host", "--root", d.DataRoot, "-o", "json", ins.ID)
 	requireClean(t, "layercheck compare before the move", run)
 
 	// Someone else pushes another image under the tag.
@@ -120,7 +120,7 @@ func TestCompareTagMoved(t *testing.T) {
 	if m.Digest == pushed {
 		t.Fatal("the tag did not move")
 	}
-	run = layercheck(t, s, "compare", "--root", d.DataRoot, "-o", "json", ins.ID)
+	run = layercheck(t, s, "compare", "host", "--root", d.DataRoot, "-o", "json", ins.ID)
 	if run.Code != 1 {
 		t.Fatalf("exit %d after the tag moved, want 1; stderr %s", run.Code, run.Stderr)
 	}
@@ -148,9 +148,9 @@ func TestCompareDeepChangedFile(t *testing.T) {
 			if err := c.FlipByte(rel, size/2); err != nil {
 				t.Fatal(err)
 			}
-			run := layercheck(t, s, "compare", "--root", c.Path, "-o", "json", img.Inspect.ID)
+			run := layercheck(t, s, "compare", "host", "--root", c.Path, "-o", "json", img.Inspect.ID)
 			requireClean(t, "layercheck compare without --deep", run)
-			run = layercheck(t, s, "compare", "--root", c.Path, "--deep", "-o", "json", img.Inspect.ID)
+			run = layercheck(t, s, "compare", "host", "--root", c.Path, "--deep", "-o", "json", img.Inspect.ID)
 			if run.Code != 1 {
 				t.Fatalf("--deep: exit %d, want 1; stderr %s", run.Code, run.Stderr)
 			}
@@ -179,7 +179,7 @@ func TestCompareSaveAgainstStore(t *testing.T) {
 		set := s.Sets[drv]
 		t.Run(drv, func(t *testing.T) {
 			for _, img := range set.Images {
-				run := layercheck(t, s, "compare", "--root", set.Docker.DataRoot, "-o", "json", img.Save)
+				run := layercheck(t, s, "compare", "store", "--root", set.Docker.DataRoot, "-o", "json", img.Save)
 				requireClean(t, "layercheck compare --root "+drv+" "+img.Save, run)
 				if findImage(run.Report, img.Inspect.ID) == nil {
 					t.Errorf("%s: the host image is not in the report", img.Name)
@@ -198,7 +198,7 @@ func TestCompareSaveAgainstStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			entry := alterTarSplitCRC(t, p)
-			run := layercheck(t, s, "compare", "--root", c.Path, "-o", "json", img.Save)
+			run := layercheck(t, s, "compare", "store", "--root", c.Path, "-o", "json", img.Save)
 			if run.Code != 1 {
 				t.Fatalf("altered tar-split: exit %d, want 1; stderr %s", run.Code, run.Stderr)
 			}
@@ -263,7 +263,7 @@ func TestCompareContainerdPulled(t *testing.T) {
 	for _, drv := range s.Drivers {
 		ref := s.Copies[drv].ZstdRemote["layers"]
 		t.Run(drv, func(t *testing.T) {
-			run := layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", drv+"-zstd", "-o", "json", ref)
+			run := layercheck(t, s, "compare", "host", "--containerd-root", s.Containerd.Root, "--namespace", drv+"-zstd", "-o", "json", ref)
 			requireClean(t, "layercheck compare --containerd-root "+ref, run)
 			if len(compareFindings(run.Report, "compare-layer-digest", report.Info)) != 1 || len(run.Report.Images) < 2 {
 				t.Errorf("the report lacks an image side or the note on content digests: %d images, %+v", len(run.Report.Images), run.Report.Findings)
@@ -295,7 +295,7 @@ func TestCompareContainerdTagMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
+	run := layercheck(t, s, "compare", "host", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
 	requireClean(t, "layercheck compare --containerd-root before the move", run)
 
 	if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+set.Image("busybox").Save, "docker://"+remote, "--dest-tls-verify=false"); err != nil {
@@ -308,7 +308,7 @@ func TestCompareContainerdTagMoved(t *testing.T) {
 	if m.Digest == pulled.Digest {
 		t.Fatal("the tag did not move")
 	}
-	run = layercheck(t, s, "compare", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
+	run = layercheck(t, s, "compare", "host", "--containerd-root", s.Containerd.Root, "--namespace", ns, "-o", "json", remote)
 	if run.Code != 1 {
 		t.Fatalf("exit %d after the tag moved, want 1; stderr %s", run.Code, run.Stderr)
 	}

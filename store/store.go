@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
@@ -124,4 +125,27 @@ type Options struct {
 	// Verify carries the engine's limits (Pass), analysis and progress
 	// callback for the layers the audit reads.
 	Verify verify.Options
+}
+
+// AuditAll audits stores into one report, in order: a store that cannot be
+// audited is a problem of the report naming it, and the first such error is
+// returned beside the report (the cancellation when ctx was cancelled).
+func AuditAll(ctx context.Context, stores []Store, version string) (*report.Report, error) {
+	b := &report.Builder{}
+	var firstErr error
+	var names []string
+	for _, s := range stores {
+		names = append(names, s.String())
+		if err := s.Audit(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				firstErr = ctx.Err()
+				break
+			}
+			b.Problem(report.Subject{Path: s.String()}, "%v", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return b.Finish("host", strings.Join(names, ", "), version), firstErr
 }

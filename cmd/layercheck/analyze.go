@@ -43,13 +43,12 @@ func (c *analyzeCmd) Run(g *Globals, env *Env) error {
 	sel := selection{Image: c.Image, Platform: c.Platform}
 	if fi, err := os.Stat(c.Source); err == nil {
 		if fi.IsDir() {
-			return verifySources(env, g, "layout", sel, []string{c.Source}, nil, openLayout)
+			return verifySources(env, g, "layout", sel, []string{c.Source}, nil, openArtifact)
 		}
-		return verifySources(env, g, "tar", sel, []string{c.Source}, nil, openArchive)
+		return verifySources(env, g, "tar", sel, []string{c.Source}, nil, openArtifact)
 	}
 	if len(c.Image) > 0 {
-		env.Code = ExitUsage
-		return &usageError{fmt.Sprintf("%s is not a file or directory, so it is read as a registry reference; --image selects images of an archive", c.Source)}
+		return &usageError{msg: fmt.Sprintf("%s is not a file or directory, so it is read as a registry reference; --image selects images of an archive", c.Source)}
 	}
 	rc := &remoteCmd{
 		Refs: []string{c.Source}, Platform: c.Platform, Insecure: c.Insecure,

@@ -18,19 +18,16 @@ type mergeCmd struct {
 func (c *mergeCmd) Run(g *Globals, env *Env) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	if err := g.policy.validate(); err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	reports := make([]*report.Report, 0, len(c.Reports))
 	var refs []string
 	for _, path := range c.Reports {
 		r, err := readReportFile(path)
 		if err != nil {
-			env.Code = ExitCannotCheck
 			return err
 		}
 		if r.Command == "remote" {
@@ -44,12 +41,10 @@ func (c *mergeCmd) Run(g *Globals, env *Env) error {
 	}
 	missing, duplicated, err := report.ShardCoverage(reports...)
 	if err != nil {
-		env.Code = ExitCannotCheck
 		return fmt.Errorf("merge: %w", err)
 	}
 	rep, err := report.Merge(reports...)
 	if err != nil {
-		env.Code = ExitCannotCheck
 		return err
 	}
 	if len(duplicated) > 0 {

@@ -19,8 +19,7 @@ func (c *chainidCmd) Run(g *Globals, env *Env) error {
 	for i, s := range c.DiffIDs {
 		d := digest.Digest(s)
 		if err := d.Validate(); err != nil {
-			env.Code = ExitUsage
-			return &usageError{fmt.Sprintf("diffID %d (%q) is not a digest: %v", i+1, s, err)}
+			return &usageError{msg: fmt.Sprintf("diffID %d (%q) is not a digest: %v", i+1, s, err)}
 		}
 		ds[i] = d
 	}

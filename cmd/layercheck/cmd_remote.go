@@ -31,13 +31,11 @@ type remoteCmd struct {
 func (c *remoteCmd) Run(g *Globals, env *Env) error {
 	sh, err := parseShard(c.Shard)
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	allRefs, err := c.refs()
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	logf := func(string, ...any) {}
 	if g.Verbose && !g.Quiet {
@@ -61,8 +59,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		Logf:                  logf,
 	})
 	if err != nil {
-		env.Code = ExitUsage
-		return &usageError{err.Error()}
+		return &usageError{msg: err.Error()}
 	}
 	// Every reference is parsed before anything is fetched: a typo is a
 	// usage error, not a network one.
@@ -71,8 +68,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 	for _, r := range allRefs {
 		s, err := client.Open(r)
 		if err != nil {
-			env.Code = ExitUsage
-			return &usageError{err.Error()}
+			return &usageError{msg: err.Error()}
 		}
 		srcs[r] = s
 	}
@@ -138,7 +134,7 @@ func (c *remoteCmd) refs() ([]string, error) {
 	}
 	out := dedup(all)
 	if len(out) == 0 {
-		return nil, &usageError{"no image reference: give at least one REF or -f FILE"}
+		return nil, &usageError{msg: "no image reference: give at least one REF or -f FILE"}
 	}
 	return out, nil
 }

@@ -35,25 +35,22 @@ type layoutCmd struct {
 func (c *tarCmd) Run(g *Globals, env *Env) error {
 	for _, a := range c.Archives {
 		if _, err := os.Stat(a); err != nil {
-			env.Code = ExitUsage
-			return &usageError{fmt.Sprintf("archive %s: %v", a, err)}
+			return &usageError{msg: fmt.Sprintf("archive %s: %v", a, err)}
 		}
 	}
 	names, sh, err := inputList(c.Archives, c.File, c.Shard, "archive")
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
-	return verifySources(env, g, "tar", c.selection, names, sh, openArchive)
+	return verifySources(env, g, "tar", c.selection, names, sh, openArtifact)
 }
 
 func (c *layoutCmd) Run(g *Globals, env *Env) error {
 	names, sh, err := inputList(c.Dirs, c.File, c.Shard, "layout directory")
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
-	return verifySources(env, g, "layout", c.selection, names, sh, openLayout)
+	return verifySources(env, g, "layout", c.selection, names, sh, openArtifact)
 }
 
 // inputList gathers the inputs of the arguments and of -f (each once, in
@@ -74,23 +71,18 @@ func inputList(args []string, file, shard, what string) ([]string, *report.Shard
 	}
 	all = dedup(all)
 	if len(all) == 0 {
-		return nil, nil, &usageError{fmt.Sprintf("no %s: give at least one or -f FILE", what)}
+		return nil, nil, &usageError{msg: fmt.Sprintf("no %s: give at least one or -f FILE", what)}
 	}
 	return applyShard(sh, all), sh, nil
 }
 
-func openArchive(path string, g *Globals) (source.Source, error) {
+// openArtifact opens a file as a docker save or OCI archive, a directory
+// as an OCI image layout: what each is, is read from its contents.
+func openArtifact(path string, g *Globals) (source.Source, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return openLayout(path, g)
+		return ocilayout.Open(path, ocilayout.Options{MaxManifestSize: g.MaxManifestSize})
 	}
 	return dockerarchive.Open(path, dockerarchive.Options{MaxManifestSize: g.MaxManifestSize})
-}
-
-func openLayout(path string, g *Globals) (source.Source, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-		return dockerarchive.Open(path, dockerarchive.Options{MaxManifestSize: g.MaxManifestSize})
-	}
-	return ocilayout.Open(path, ocilayout.Options{MaxManifestSize: g.MaxManifestSize})
 }
 
 func (g *Globals) verifierOptions(sel selection) verify.Options {
@@ -123,12 +115,10 @@ func verifySources(env *Env, g *Globals, command string, sel selection, names []
 func verifyBatches(env *Env, g *Globals, command string, sel selection, names []string, sh *report.Shard, open func(string, *Globals) (source.Source, error), batchSize int) error {
 	outs, err := parseOutputs(g.Output, g.Quiet)
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	if err := g.policy.validate(); err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	opts := g.verifierOptions(sel)
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)

@@ -346,7 +346,7 @@ func ctrdPulled(t *testing.T) (dir string, rr *remoteRegistry, r *ctrdRoot, ref 
 
 func TestCompareContainerdIdentical(t *testing.T) {
 	dir, _, r, ref, amd := ctrdPulled(t)
-	out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+	out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr %s\n%s", code, errOut, out)
 	}
@@ -386,7 +386,7 @@ func TestCompareContainerdIdentical(t *testing.T) {
 		t.Errorf("no ctrd-not-pulled note for the arm64 platform:\n%s", findingsText(rep))
 	}
 	// The same image found by a familiar name with the namespace given.
-	if _, errOut, code := runCLI(t, "compare", "--no-progress", "--containerd-root", dir, "--namespace", "default", r.images[ref].Digest.Encoded()[:12]); code != ExitOK {
+	if _, errOut, code := runCLI(t, "compare", "host", "--no-progress", "--containerd-root", dir, "--namespace", "default", r.images[ref].Digest.Encoded()[:12]); code != ExitOK {
 		t.Fatalf("by target digest prefix: exit %d: %s", code, errOut)
 	}
 }
@@ -394,7 +394,7 @@ func TestCompareContainerdIdentical(t *testing.T) {
 func TestCompareContainerdTagMoved(t *testing.T) {
 	dir, rr, r, ref, _ := ctrdPulled(t)
 	now := pushRaw(t, rr, "app:1", fixtures.MustBuild(fixtures.SampleImage()))
-	out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+	out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d; stderr %s\n%s", code, ExitFindings, errOut, out)
 	}
@@ -425,7 +425,7 @@ func TestCompareContainerdCorruptBlob(t *testing.T) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+	out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d; stderr %s\n%s", code, ExitFindings, errOut, out)
 	}
@@ -452,7 +452,7 @@ func TestCompareContainerdMissingBlob(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "io.containerd.snapshotter.v1.overlayfs", "snapshots", "1")); err != nil {
 			t.Fatal(err)
 		}
-		out, _, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+		out, _, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 		if code != ExitFindings {
 			t.Fatalf("exit %d, want %d\n%s", code, ExitFindings, out)
 		}
@@ -473,7 +473,7 @@ func TestCompareContainerdMissingBlob(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, "io.containerd.content.v1.content", "blobs", "sha256", l.Digest.Encoded())); err != nil {
 			t.Fatal(err)
 		}
-		out, _, _ := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+		out, _, _ := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 		rep := jsonReport(t, out)
 		miss := byCheck(rep, report.Info)[compare.LayerMissingLocal]
 		if len(miss) != 1 || miss[0].Severity != report.Warning || !strings.Contains(miss[0].Message, "overlayfs snapshot") {
@@ -491,7 +491,7 @@ func TestCompareContainerdMissingBlob(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, "io.containerd.content.v1.content", "blobs", "sha256", target.Encoded())); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+		out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 		if code != ExitFindings {
 			t.Fatalf("exit %d, want %d: %s\n%s", code, ExitFindings, errOut, out)
 		}
@@ -507,7 +507,7 @@ func TestCompareContainerdMissingBlob(t *testing.T) {
 	t.Run("other platform", func(t *testing.T) {
 		// The arm64 layers were never pulled: information, exit 0 (TestCompareContainerdIdentical).
 		dir, _, _, ref, _ := ctrdPulled(t)
-		out, _, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
+		out, _, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, ref)
 		if code != ExitOK || len(byCheck(jsonReport(t, out), report.Info)[compare.LayerMissingLocal]) != 0 {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -524,7 +524,7 @@ func TestCompareContainerdSinglePlatformDockerRoot(t *testing.T) {
 	data := t.TempDir()
 	r.write(t, filepath.Join(data, "containerd", "daemon"))
 	// A Docker data root with the containerd image store: --root is enough.
-	out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--root", data, ref)
+	out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--root", data, ref)
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr %s\n%s", code, errOut, out)
 	}
@@ -534,7 +534,7 @@ func TestCompareContainerdSinglePlatformDockerRoot(t *testing.T) {
 	}
 	// --remote naming another image: a different image, by digest.
 	other := pushRaw(t, rr, "other:1", fixtures.MustBuild(fixtures.BaseImage()))
-	out, _, code = runCLI(t, "compare", "-o", "json", "--no-progress", "--root", data, "--remote", rr.host+"/other:1", ref)
+	out, _, code = runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--root", data, "--remote", rr.host+"/other:1", ref)
 	if code != ExitFindings {
 		t.Fatalf("--remote another image: exit %d\n%s", code, out)
 	}
@@ -549,7 +549,7 @@ func TestCompareContainerdSinglePlatformDockerRoot(t *testing.T) {
 
 func TestCompareContainerdRegistryDown(t *testing.T) {
 	dir, _, _, ref, _ := ctrdPulled(t)
-	out, errOut, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--retries", "0", "--containerd-root", dir, "--remote", "127.0.0.1:1/app:1", ref)
+	out, errOut, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--retries", "0", "--containerd-root", dir, "--remote", "127.0.0.1:1/app:1", ref)
 	if code != ExitCannotCheck {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitCannotCheck, out, errOut)
 	}
@@ -561,8 +561,9 @@ func TestCompareContainerdRegistryDown(t *testing.T) {
 func TestCompareContainerdUsage(t *testing.T) {
 	dir, _, _, ref, _ := ctrdPulled(t)
 	for _, args := range [][]string{
-		{"--containerd-root", dir, "--root", dir, ref},
-		{"--containerd-root", dir, ref, "localhost:5000/app:1"},
+		{"host", "--containerd-root", dir, "--root", dir, ref},
+		{"--containerd-root", dir, ref}, // the old form, without "host"
+		{"host", "--remote", "localhost:5000/app:1", "--containerd-root", dir, ref, ref}, // --remote with two images
 	} {
 		if _, _, code := runCLI(t, append([]string{"compare", "--no-progress"}, args...)...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
@@ -570,10 +571,10 @@ func TestCompareContainerdUsage(t *testing.T) {
 	}
 	// --namespace on a classic store.
 	ds := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
-	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", ds.Root, "--namespace", "default", "legacy:latest"); code != ExitUsage {
+	if _, _, code := runCLI(t, "compare", "host", "--no-progress", "--root", ds.Root, "--namespace", "default", "legacy:latest"); code != ExitUsage {
 		t.Errorf("--namespace with a classic store: exit %d, want %d", code, ExitUsage)
 	}
-	_, errOut, code := runCLI(t, "compare", "--no-progress", "--containerd-root", dir, "nosuch:1")
+	_, errOut, code := runCLI(t, "compare", "host", "--no-progress", "--containerd-root", dir, "nosuch:1")
 	if code != ExitCannotCheck || !strings.Contains(errOut, "nosuch:1") || !strings.Contains(errOut, ref) {
 		t.Errorf("unknown image: exit %d, stderr %s", code, errOut)
 	}
@@ -582,7 +583,7 @@ func TestCompareContainerdUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCLI(t, "compare", "--no-progress", "--containerd-root", dir, ref)
+	runCLI(t, "compare", "host", "--no-progress", "--containerd-root", dir, ref)
 	after, _ := os.ReadFile(filepath.Join(dir, "io.containerd.metadata.v1.bolt", "meta.db"))
 	if string(before) != string(after) {
 		t.Error("compare changed meta.db")
@@ -657,7 +658,7 @@ func TestCompareContainerdRealCapture(t *testing.T) {
 		repoTag := "cap" + strconv.Itoa(i) + ":1"
 		pushFromContent(t, rr, root, repoTag, ocispec.Descriptor{MediaType: ti.MediaType, Digest: digest.Digest(ti.Digest)})
 		t.Run(ti.Namespace+"/"+ti.Name, func(t *testing.T) {
-			out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/"+repoTag, ti.Name)
+			out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/"+repoTag, ti.Name)
 			rep := jsonReport(t, out)
 			if code != ExitOK || rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
 				t.Fatalf("exit %d %s problems %+v\n%s", code, errOut, rep.Problems, findingsText(rep))
@@ -678,7 +679,7 @@ func TestCompareContainerdRealCapture(t *testing.T) {
 	if oi < 0 {
 		t.Fatal("the capture has no second image")
 	}
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/cap"+strconv.Itoa(oi)+":1", ti.Name)
+	out, _, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--containerd-root", root, "--namespace", ti.Namespace, "--remote", rr.host+"/cap"+strconv.Itoa(oi)+":1", ti.Name)
 	if code != ExitFindings || len(compareFindings(jsonReport(t, out), report.Error)[compare.Manifest]) == 0 {
 		t.Fatalf("another image: exit %d\n%s", code, out)
 	}
@@ -693,7 +694,7 @@ func TestCompareContainerdRealCapture(t *testing.T) {
 func TestCompareContainerdIndexVersusManifest(t *testing.T) {
 	dir, rr, r, ref, amd := ctrdPulled(t)
 	single := pushRaw(t, rr, "single:1", amd)
-	out, _, code := runCLI(t, "compare", "-o", "json", "--no-progress", "--containerd-root", dir, "--remote", rr.host+"/single:1", ref)
+	out, _, code := runCLI(t, "compare", "host", "-o", "json", "--no-progress", "--containerd-root", dir, "--remote", rr.host+"/single:1", ref)
 	if code != ExitFindings {
 		t.Fatalf("exit %d\n%s", code, out)
 	}

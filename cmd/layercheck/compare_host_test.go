@@ -145,7 +145,7 @@ func TestCompareHostIdentical(t *testing.T) {
 				{"--remote", ref, app.ID.String()},
 				{"--deep", app.ID.String()},
 			} {
-				out, errOut, code := runCLI(t, append([]string{"compare", "--no-progress", "-o", "json", "--root", s.Root}, args...)...)
+				out, errOut, code := runCLI(t, append([]string{"compare", "host", "--no-progress", "-o", "json", "--root", s.Root}, args...)...)
 				if code != ExitOK {
 					t.Fatalf("%v: exit %d, stderr %s\n%s", args, code, errOut, out)
 				}
@@ -180,7 +180,7 @@ func TestCompareHostTagMoved(t *testing.T) {
 	// the pulled digest.
 	other := storeImagePush(t, rr, "app:1", s.Images["legacy"])
 	id := s.Images["app"].ID.String()
-	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, id)
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, id)
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d; stderr %s\n%s", code, ExitFindings, errOut, out)
 	}
@@ -197,13 +197,13 @@ func TestCompareHostTagMoved(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("findings besides the tag move:\n%s", findingsText(rep))
 	}
-	table, _, _ := runCLI(t, "compare", "--no-progress", "--root", s.Root, id)
+	table, _, _ := runCLI(t, "compare", "host", "--no-progress", "--root", s.Root, id)
 	if !strings.Contains(table, "compare-tag-moved") || !strings.Contains(table, other.manifest.Encoded()[:12]) {
 		t.Errorf("the table does not show the move:\n%s", table)
 	}
 
 	// --remote names what to compare with: the moved tag, a different image.
-	out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, "--remote", ref, s.Images["app"].ID.String())
+	out, _, code = runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, "--remote", ref, s.Images["app"].ID.String())
 	if code != ExitFindings {
 		t.Fatalf("--remote: exit %d", code)
 	}
@@ -216,14 +216,14 @@ func TestCompareHostTagMoved(t *testing.T) {
 func TestCompareHostNoRegistrySource(t *testing.T) {
 	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
 	// legacy:latest was loaded, never pulled: no repo digest.
-	out, errOut, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, "legacy:latest")
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "--root", s.Root, "legacy:latest")
 	if code != ExitCannotCheck {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitCannotCheck, out, errOut)
 	}
 	if !strings.Contains(errOut, "no registry source") || !strings.Contains(errOut, "--remote") {
 		t.Errorf("stderr does not say why and what to do: %s", errOut)
 	}
-	if _, errOut, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, "nothing:here"); code != ExitCannotCheck || !strings.Contains(errOut, "nothing:here") {
+	if _, errOut, code := runCLI(t, "compare", "host", "--no-progress", "--root", s.Root, "nothing:here"); code != ExitCannotCheck || !strings.Contains(errOut, "nothing:here") {
 		t.Errorf("unknown image: exit %d, %s", code, errOut)
 	}
 }
@@ -236,10 +236,10 @@ func TestCompareHostTampered(t *testing.T) {
 	top := app.Layers[1]
 	// The same length, other bytes: only a content check sees it.
 	dockertest.WriteFile(t, s.Path(top.Dir+"/etc/hello"), []byte("HELLO again, world\n"), 0o644)
-	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, app.ID.String()); code != ExitOK {
+	if _, _, code := runCLI(t, "compare", "host", "--no-progress", "--root", s.Root, app.ID.String()); code != ExitOK {
 		t.Fatalf("without --deep the metadata is equal: exit %d", code)
 	}
-	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, app.ID.String())
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--deep", "--root", s.Root, app.ID.String())
 	if code != ExitFindings {
 		t.Fatalf("--deep: exit %d; %s", code, errOut)
 	}
@@ -258,7 +258,7 @@ func TestCompareHostTampered(t *testing.T) {
 		top := s.Images["app"].Layers[1]
 		altered := bytes.Replace(top.Tar, []byte("new\n"), []byte("NEW\n"), 1)
 		dockertest.WriteFile(t, s.Path(top.LayerDB+"/tar-split.json.gz"), dockertest.Disassemble(t, altered), 0o644)
-		out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, s.Images["app"].ID.String())
+		out, _, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--deep", "--root", s.Root, s.Images["app"].ID.String())
 		if code != ExitFindings {
 			t.Fatalf("exit %d", code)
 		}
@@ -268,7 +268,7 @@ func TestCompareHostTampered(t *testing.T) {
 			t.Fatalf("compare-tarsplit = %+v\n%s", ts, findingsText(rep))
 		}
 		// Mode 2 from the registry's bytes names the same entry.
-		out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, ref)
+		out, _, code = runCLI(t, "compare", "store", "--no-progress", "-o", "json", "--root", s.Root, ref)
 		if code != ExitFindings {
 			t.Fatalf("--root SOURCE: exit %d", code)
 		}
@@ -309,7 +309,7 @@ func TestCompareSourceAgainstStore(t *testing.T) {
 	dir := writeLayoutFrom(t, ref)
 	app := s.Images["app"]
 	for _, src := range []string{ref, dir} {
-		out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, src)
+		out, errOut, code := runCLI(t, "compare", "store", "--no-progress", "-o", "json", "--root", s.Root, src)
 		if code != ExitOK {
 			t.Fatalf("%s: exit %d; %s\n%s", src, code, errOut, out)
 		}
@@ -329,7 +329,7 @@ func TestCompareSourceAgainstStore(t *testing.T) {
 	if err := os.RemoveAll(s.Path(app.Layers[1].LayerDB)); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, dir)
+	out, _, code := runCLI(t, "compare", "store", "--no-progress", "-o", "json", "--root", s.Root, dir)
 	if code != ExitFindings {
 		t.Fatalf("missing layer: exit %d", code)
 	}
@@ -340,7 +340,7 @@ func TestCompareSourceAgainstStore(t *testing.T) {
 
 	// A store without the image at all.
 	empty := dockertest.Build(t, dockertest.StoreSpec{Driver: "vfs"})
-	out, _, code = runCLI(t, "compare", "--no-progress", "-o", "json", "--root", empty.Root, dir)
+	out, _, code = runCLI(t, "compare", "store", "--no-progress", "-o", "json", "--root", empty.Root, dir)
 	if code != ExitFindings {
 		t.Fatalf("empty store: exit %d", code)
 	}
@@ -355,25 +355,12 @@ func TestCompareArgumentRules(t *testing.T) {
 	art := filepath.Join(t.TempDir(), "x.tar")
 	dockertest.WriteFile(t, art, []byte("x"), 0o644)
 	for _, args := range [][]string{
-		{"compare", art}, // a path alone: needs REF or --root
+		{"compare", art}, // the old one-argument form: ARTIFACT REF, compare host or compare store
 		{"compare", "--root", s.Root, art, "ref:1"},   // --root with ARTIFACT REF
 		{"compare", "--deep", art, "localhost:5/a:1"}, // --deep with ARTIFACT REF
 	} {
 		if _, _, code := runCLI(t, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
-		}
-	}
-	for _, c := range []struct {
-		ref  string
-		host bool
-	}{{"localhost:5000/a:1", true}, {"ghcr.io/o/a", true}, {"nginx:latest", false}, {"library/nginx", false}, {"sha256:abcd", false}} {
-		if hasRegistryHost(c.ref) != c.host {
-			t.Errorf("hasRegistryHost(%q) = %v", c.ref, !c.host)
-		}
-	}
-	for in, want := range map[string]string{"nginx": "docker.io/library/nginx", "user/app": "docker.io/user/app", "127.0.0.1:5000/app": "127.0.0.1:5000/app", "index.docker.io/library/x": "docker.io/library/x"} {
-		if got := fullRepo(in); got != want {
-			t.Errorf("fullRepo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -465,7 +452,7 @@ func testRealStoreCapture(t *testing.T, drv string) {
 		pushImage(t, rr, "cap"+strconv.Itoa(i)+":1", config, tars)
 		t.Run(ti.Ref, func(t *testing.T) {
 			for _, args := range [][]string{{ref}, append(deep, "--remote", ref, ti.ID)} {
-				out, errOut, code := runCLI(t, append([]string{"compare", "--no-progress", "-o", "json", "--root", root}, args...)...)
+				out, errOut, code := runCLI(t, append([]string{"compare", form(args), "--no-progress", "-o", "json", "--root", root}, args...)...)
 				rep := jsonReport(t, out)
 				if code != ExitOK || rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
 					t.Fatalf("%v: exit %d %s problems %+v\n%s", args, code, errOut, rep.Problems, findingsText(rep))
@@ -501,7 +488,7 @@ func testRealStoreCapture(t *testing.T, drv string) {
 		t.Fatal("no file entry to alter")
 	}
 	dockertest.WriteFile(t, tsPath, dockertest.Gzip(t, []byte(strings.Join(lines, "\n")+"\n")), 0o644)
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", root, rr.host+"/cap0:1")
+	out, _, code := runCLI(t, "compare", "store", "--no-progress", "-o", "json", "--root", root, rr.host+"/cap0:1")
 	rep := jsonReport(t, out)
 	ts := byCheck(rep, report.Error)[compare.TarSplit]
 	if code != ExitFindings || len(ts) != 1 || ts[0].Subject.Entry != entry || *ts[0].Subject.Layer != top {
@@ -521,7 +508,7 @@ func TestCompareHostDistribution(t *testing.T) {
 	md, _ := json.Marshal([]map[string]string{{"Digest": other.String(), "SourceRepository": rr.host + "/app", "HMAC": ""}})
 	dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/v2metadata-by-diffid/sha256/"+app.Layers[1].DiffID.Encoded()), md, 0o644)
 
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--root", s.Root, app.ID.String())
+	out, _, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, app.ID.String())
 	if code != ExitFindings {
 		t.Fatalf("exit %d", code)
 	}
@@ -557,7 +544,7 @@ func TestCompareHostPulledDigestGone(t *testing.T) {
 	if err := remote.Delete(gone); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, s.Images["app"].ID.String())
+	out, _, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, s.Images["app"].ID.String())
 	if code != ExitFindings {
 		t.Fatalf("exit %d", code)
 	}
@@ -579,7 +566,7 @@ func TestCompareHostPulledDigestGone(t *testing.T) {
 // not compare", not a difference.
 func TestCompareHostRegistryDown(t *testing.T) {
 	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
-	out, errOut, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, "--remote", "127.0.0.1:1/app:1", "legacy:latest")
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--retries", "0", "--root", s.Root, "--remote", "127.0.0.1:1/app:1", "legacy:latest")
 	if code != ExitCannotCheck {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitCannotCheck, out, errOut)
 	}
@@ -594,10 +581,10 @@ func TestCompareSourceDeep(t *testing.T) {
 	s, _, _, ref := pulledStore(t, "vfs")
 	top := s.Images["app"].Layers[1]
 	dockertest.WriteFile(t, s.Path(top.Dir+"/etc/hello"), []byte("HELLO again, world\n"), 0o644)
-	if _, _, code := runCLI(t, "compare", "--no-progress", "--root", s.Root, ref); code != ExitOK {
+	if _, _, code := runCLI(t, "compare", "host", "--no-progress", "--root", s.Root, ref); code != ExitOK {
 		t.Fatalf("without --deep: exit %d", code)
 	}
-	out, _, code := runCLI(t, "compare", "--no-progress", "-o", "json", "--deep", "--root", s.Root, ref)
+	out, _, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--deep", "--root", s.Root, ref)
 	if code != ExitFindings {
 		t.Fatalf("--deep: exit %d", code)
 	}
@@ -605,4 +592,13 @@ func TestCompareSourceDeep(t *testing.T) {
 	if crc := byCheck(rep, report.Error)["host-file-crc"]; len(crc) == 0 || crc[0].Subject.Entry != "etc/hello" {
 		t.Fatalf("--deep does not name etc/hello:\n%s", findingsText(rep))
 	}
+}
+
+// form is the compare form of a test's arguments: one registry reference
+// alone is a source checked against the store, else host images.
+func form(args []string) string {
+	if len(args) == 1 {
+		return "store"
+	}
+	return "host"
 }

@@ -43,8 +43,7 @@ func (c *completionCmd) Run(env *Env) error {
 	}
 	script, err := completionScript(c.Shell, "layercheck", bin)
 	if err != nil {
-		env.Code = ExitUsage
-		return err
+		return usage(err)
 	}
 	_, err = fmt.Fprint(env.Stdout, script)
 	return err
@@ -70,7 +69,7 @@ end
 complete -c %[1]s -a "(__complete_%[1]s)"
 `, name, q), nil
 	}
-	return "", &usageError{fmt.Sprintf("completion: unknown shell %q (want bash, zsh or fish)", shell)}
+	return "", &usageError{msg: fmt.Sprintf("completion: unknown shell %q (want bash, zsh or fish)", shell)}
 }
 
 // shellQuote quotes s for bash, zsh and fish alike when it holds anything

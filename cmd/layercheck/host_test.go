@@ -103,7 +103,7 @@ func TestHostCommand(t *testing.T) {
 
 func TestHostCommandErrors(t *testing.T) {
 	s := hostStore(t)
-	if _, errOut, code := runCLI(t, "host", "--root", t.TempDir()); code != ExitCannotCheck || !strings.Contains(errOut, "no image/ directory") {
+	if _, errOut, code := runCLI(t, "host", "--root", t.TempDir()); code != ExitCannotCheck || !strings.Contains(errOut, "not a store layercheck knows") || !strings.Contains(errOut, "image/<driver>") {
 		t.Errorf("host on an empty directory: exit %d, stderr %q", code, errOut)
 	}
 	if _, errOut, code := runCLI(t, "host", "--root", s.Root, "--driver", "aufs"); code != ExitUsage || !strings.Contains(errOut, "aufs") {

@@ -36,8 +36,9 @@ func main() {
 type Env struct {
 	Ctx            context.Context
 	Stdout, Stderr io.Writer
-	// Code is the exit code the command decided (see exitcode.go).
-	Code int
+	// result is what a reporting command concluded (conclude sets it);
+	// exitCode turns it into the exit code.
+	result *result
 }
 
 type kongExit struct{ code int }
@@ -74,11 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return ExitUsage
 	}
 	env := &Env{Ctx: ctx, Stdout: stdout, Stderr: stderr}
-	if err := kctx.Run(&cli.Globals, env); err != nil {
+	err = kctx.Run(&cli.Globals, env)
+	if err != nil {
 		fmt.Fprintln(stderr, "layercheck:", err)
-		if env.Code == 0 {
-			env.Code = exitCode(nil, err, 0)
-		}
 	}
-	return env.Code
+	return exitCode(env.result, err)
 }

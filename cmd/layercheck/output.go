@@ -23,7 +23,7 @@ func parseOutputs(specs []string, quiet bool) ([]output, error) {
 		for _, part := range strings.Split(s, ",") {
 			f, file, _ := strings.Cut(strings.TrimSpace(part), "=")
 			if !formats[f] {
-				return nil, &usageError{fmt.Sprintf("unknown output format %q (want table, json, sarif or junit, optionally =FILE)", f)}
+				return nil, &usageError{msg: fmt.Sprintf("unknown output format %q (want table, json, sarif or junit, optionally =FILE)", f)}
 			}
 			if file == "" || file == "-" {
 				file = ""
@@ -46,7 +46,7 @@ func parseOutputs(specs []string, quiet bool) ([]output, error) {
 		}
 	}
 	if stdout > 1 {
-		return nil, &usageError{"only one output format can go to stdout; give the others a file (FORMAT=FILE)"}
+		return nil, &usageError{msg: "only one output format can go to stdout; give the others a file (FORMAT=FILE)"}
 	}
 	return outs, nil
 }

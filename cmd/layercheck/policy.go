@@ -24,18 +24,18 @@ type policy struct {
 func (p *policy) validate() error {
 	for _, pl := range p.RequirePlatforms {
 		if _, err := parsePlatform(pl); err != nil {
-			return &usageError{fmt.Sprintf("--require-platforms: %v", err)}
+			return &usageError{msg: fmt.Sprintf("--require-platforms: %v", err)}
 		}
 	}
 	if p.MaxLayerSize < 0 {
-		return &usageError{fmt.Sprintf("--max-layer-size: %d is negative (0 means no limit)", p.MaxLayerSize)}
+		return &usageError{msg: fmt.Sprintf("--max-layer-size: %d is negative (0 means no limit)", p.MaxLayerSize)}
 	}
 	if p.MaxWastedBytes < 0 {
-		return &usageError{fmt.Sprintf("--max-wasted-bytes: %d is negative (0 means no limit)", p.MaxWastedBytes)}
+		return &usageError{msg: fmt.Sprintf("--max-wasted-bytes: %d is negative (0 means no limit)", p.MaxWastedBytes)}
 	}
 	for _, mt := range p.AllowedMediaTypes {
 		if strings.TrimSpace(mt) == "" {
-			return &usageError{"--allowed-media-types: empty media type in the list"}
+			return &usageError{msg: "--allowed-media-types: empty media type in the list"}
 		}
 	}
 	return nil

@@ -28,11 +28,11 @@ func parseShard(s string) (*report.Shard, error) {
 	n, nerr := strconv.Atoi(ns)
 	switch {
 	case !ok || ierr != nil || nerr != nil:
-		return nil, &usageError{fmt.Sprintf("--shard %q: want I/N, two integers (e.g. 2/3)", s)}
+		return nil, &usageError{msg: fmt.Sprintf("--shard %q: want I/N, two integers (e.g. 2/3)", s)}
 	case n < 1:
-		return nil, &usageError{fmt.Sprintf("--shard %q: the number of shards must be at least 1", s)}
+		return nil, &usageError{msg: fmt.Sprintf("--shard %q: the number of shards must be at least 1", s)}
 	case i < 1 || i > n:
-		return nil, &usageError{fmt.Sprintf("--shard %q: the shard index is 1-based and must be between 1 and %d", s, n)}
+		return nil, &usageError{msg: fmt.Sprintf("--shard %q: the shard index is 1-based and must be between 1 and %d", s, n)}
 	}
 	return &report.Shard{Index: i, Count: n}, nil
 }
@@ -60,7 +60,7 @@ func applyShard(s *report.Shard, names []string) []string {
 func readList(file, what string, allowSpaces bool) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, &usageError{fmt.Sprintf("-f: %v", err)}
+		return nil, &usageError{msg: fmt.Sprintf("-f: %v", err)}
 	}
 	defer f.Close()
 	var out []string
@@ -72,12 +72,12 @@ func readList(file, what string, allowSpaces bool) ([]string, error) {
 			continue
 		}
 		if !allowSpaces && strings.ContainsAny(line, " \t") {
-			return nil, &usageError{fmt.Sprintf("%s:%d: one %s per line, got %q", file, n, what, line)}
+			return nil, &usageError{msg: fmt.Sprintf("%s:%d: one %s per line, got %q", file, n, what, line)}
 		}
 		out = append(out, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, &usageError{fmt.Sprintf("-f %s: %v", file, err)}
+		return nil, &usageError{msg: fmt.Sprintf("-f %s: %v", file, err)}
 	}
 	return out, nil
 }

@@ -95,3 +95,11 @@ func (h *HostImage) StoreImage() store.Image {
 	}
 	return im
 }
+
+// Select returns the store restricted to some images (Options.Images), for
+// an audit of just those, without opening the data root again.
+func (s *Store) Select(images []string) *Store {
+	c := *s
+	c.opts.Images = append([]string(nil), images...)
+	return &c
+}

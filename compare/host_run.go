@@ -1,0 +1,503 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/layercheck/layercheck/hoststore/containerd"
+	"github.com/layercheck/layercheck/hoststore/docker"
+	"github.com/layercheck/layercheck/ref"
+	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/source"
+	"github.com/layercheck/layercheck/store"
+	"github.com/layercheck/layercheck/tarsplit"
+	"github.com/layercheck/layercheck/verify"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// HostImages compares images of a host store with their registry sources
+// (`layercheck compare host`): each image named by reference, ID or unique
+// prefix is looked up in the store, its registry source is the reference
+// the store recorded for it (or opts.Remote), the tag it was pulled under
+// is checked for having moved, and the registry's image is verified and
+// compared with what the store holds. With opts.Deep the host side's
+// layers are rebuilt from disk too, once for all the images. The report
+// always comes back; the error is the first "could not compare".
+func HostImages(ctx context.Context, st store.Store, reg Registry, images []string, opts Options) (*report.Report, error) {
+	o := &outcome{version: opts.Version}
+	switch s := st.(type) {
+	case *docker.Store:
+		var deep []string
+		caps := newCaptures()
+		for _, name := range images {
+			if ctx.Err() != nil {
+				break
+			}
+			if id := dockerImage(ctx, s, reg, o, name, opts, caps); id != "" {
+				deep = append(deep, id)
+			}
+		}
+		if opts.Deep && len(deep) > 0 && ctx.Err() == nil {
+			// One audit for all images: layers they share are rebuilt once.
+			hb := &report.Builder{}
+			aud := s.Select(deep)
+			if err := aud.Audit(ctx, hb); err != nil {
+				o.fail(report.Subject{Path: aud.String()}, err)
+			}
+			o.merge(hb.Finish("host", aud.String(), opts.Version))
+		}
+	case *containerd.Store:
+		for _, name := range images {
+			if ctx.Err() != nil {
+				break
+			}
+			containerdImage(ctx, s, reg, o, name, opts)
+		}
+	default:
+		return nil, fmt.Errorf("compare host: %s stores (%s) are not supported yet", st.Kind(), st.Root())
+	}
+	return o.finish(ctx, strings.Join(images, ", ")+" vs registry")
+}
+
+// hostSource is the registry reference a host image is compared with, and
+// how it was found.
+type hostSource struct {
+	ref    string // what is verified
+	repo   string // full repository name (distribution metadata's SourceRepository)
+	pulled string // the host's recorded repo digest reference ("" when none)
+	tag    string // the host's tag in that repository ("" when none)
+}
+
+// registrySource finds where a host image came from: remote, else the
+// repo@sha256: reference repositories.json records (preferring the
+// repository the user named).
+func registrySource(name, remote string, img *docker.HostImage) (hostSource, error) {
+	user, _ := ref.Parse(name)
+	if remote != "" {
+		r, err := ref.Parse(remote)
+		if err != nil {
+			return hostSource{}, &ArgumentError{err}
+		}
+		hs := hostSource{ref: remote, repo: r.Name()}
+		for _, d := range img.RepoDigests {
+			if ref.RepositoryOf(d) == hs.repo {
+				hs.pulled = d
+				break
+			}
+		}
+		if r.Tag != "" && r.Digest == "" {
+			hs.tag = remote
+		}
+		return hs, nil
+	}
+	if len(img.RepoDigests) == 0 {
+		return hostSource{}, fmt.Errorf("image %s (%s) has no registry source: repositories.json records no repo@sha256: reference for it (built, loaded or imported locally, never pulled or pushed); name one with --remote REF", name, img.ID)
+	}
+	pick := img.RepoDigests[0]
+	for _, d := range img.RepoDigests {
+		if ref.RepositoryOf(d) == user.Name() {
+			pick = d
+			break
+		}
+	}
+	hs := hostSource{ref: pick, repo: ref.RepositoryOf(pick), pulled: pick}
+	for _, t := range img.RepoTags {
+		tr, err := ref.Parse(t)
+		if err != nil || tr.Name() != hs.repo {
+			continue
+		}
+		if hs.tag == "" || (tr.Tag == user.Tag && tr.Name() == user.Name()) {
+			hs.tag = t
+		}
+	}
+	return hs, nil
+}
+
+// dockerImage compares one image of a Docker classic store; it returns the
+// image ID for the deep audit ("" when the comparison stopped early).
+func dockerImage(ctx context.Context, st *docker.Store, reg Registry, o *outcome, name string, opts Options, caps *captures) string {
+	img, err := st.LookupImage(name)
+	if err != nil {
+		o.fail(report.Subject{Image: name}, fmt.Errorf("host image: %w", err))
+		return ""
+	}
+	hs, err := registrySource(name, opts.Remote, img)
+	if err != nil {
+		o.fail(report.Subject{Image: name}, err)
+		return ""
+	}
+	subj := report.Subject{Image: name, Platform: img.Platform()}
+	target := hs.ref
+	var regSrc source.Source
+	if hs.tag != "" && hs.pulled != "" {
+		var stop bool
+		// With --remote the user chose what to compare with; otherwise the
+		// digest the host pulled, while the registry still serves it.
+		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, hs.tag, hs.pulled, target, opts.Remote == "")
+		if stop {
+			return ""
+		}
+	}
+	if regSrc == nil {
+		if regSrc, err = reg.Open(target); err != nil {
+			o.fail(subj, &ArgumentError{err})
+			return ""
+		}
+	}
+	defer regSrc.Close()
+	vo := opts.Verify
+	vo.Platforms, vo.Images = []string{img.Platform()}, nil
+	var c *captures
+	if opts.Deep {
+		c = caps
+	}
+	regRep, verr := verifySide(ctx, regSrc, vo, c, "remote", target, opts.Version)
+	o.merge(regRep)
+	if verr != nil {
+		if errors.Is(verr, verify.ErrNoMatch) {
+			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
+				Message: fmt.Sprintf("%s serves no manifest for the host image's platform", target), Expected: "absent", Actual: img.Platform()})
+		} else {
+			o.fail(report.Subject{Image: target}, verr)
+		}
+		return ""
+	}
+	want, ok := pickImage(ContainerImages(regRep), img.ID.String())
+	if !ok {
+		o.b.Problem(subj, "%s holds no container image to compare", target)
+		return ""
+	}
+	o.result(Host(name, want, img, hs.repo, st.DiffIDByDigest))
+	if !opts.Deep {
+		o.b.AddImage(HostReportImage(img))
+		return ""
+	}
+	tarSplits(st, o, subj, want, img.Layers, caps)
+	return img.ID.String()
+}
+
+// tarSplits compares the tar-split captured from each source layer with the
+// host's tar-split.json.gz of the layer at the same index.
+func tarSplits(st *docker.Store, o *outcome, subj report.Subject, want report.Image, layers []docker.HostLayer, caps *captures) {
+	for i, wl := range want.Layers {
+		if i >= len(layers) || !layers[i].Present || layers[i].TarSplit == "" {
+			continue // reported by the layer store checks
+		}
+		ls := subj
+		ls.Layer = report.LayerIndex(i)
+		cp := caps.get(wl.Location)
+		if cp == nil {
+			o.b.Problem(ls, "layer %d was not read, so its tar-split was not captured", i)
+			continue
+		}
+		cp.Rewind()
+		rc, err := st.OpenFile(layers[i].TarSplit)
+		if err != nil {
+			o.b.Problem(ls, "opening the host's tar-split: %v", err)
+			continue
+		}
+		rd, err := tarsplit.Open(rc)
+		var d *tarsplit.Diff
+		if err != nil {
+			d = &tarsplit.Diff{Err: fmt.Errorf("reading second tar-split: %w", err)}
+		} else {
+			d = tarsplit.Compare(cp, rd)
+		}
+		rc.Close()
+		f, p := TarSplitResult(ls, layers[i].TarSplit, d)
+		if f != nil {
+			o.b.Add(*f)
+		}
+		if p != nil {
+			o.b.Problem(p.Subject, "%s", p.Message)
+		}
+	}
+}
+
+// comparedPlatforms picks the platform manifests of a containerd image to
+// compare: those sels select; else those the host unpacked or holds every
+// layer blob of (containerd fetches only the manifest and config of the
+// other platforms of an index); else those it holds some layer blob of;
+// else every one whose config is present.
+func comparedPlatforms(img *containerd.HostImage, sels []string) []containerd.HostPlatform {
+	if len(sels) > 0 {
+		var out []containerd.HostPlatform
+		for _, p := range img.Platforms {
+			if ref.PlatformSelected(sels, p.Platform) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	tiers := []func(p containerd.HostPlatform) bool{
+		func(p containerd.HostPlatform) bool {
+			all := true
+			for _, l := range p.Layers {
+				all = all && l.Blob
+			}
+			return p.Unpacked || all
+		},
+		func(p containerd.HostPlatform) bool {
+			for _, l := range p.Layers {
+				if l.Blob {
+					return true
+				}
+			}
+			return false
+		},
+		func(p containerd.HostPlatform) bool { return p.ConfigPresent },
+	}
+	for _, keep := range tiers {
+		var out []containerd.HostPlatform
+		for _, p := range img.Platforms {
+			if keep(p) {
+				out = append(out, p)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
+}
+
+// containerdImage compares one image of a containerd store with its
+// registry source: its own name (containerd keeps the reference it pulled
+// as the image name, and the target digest is what was pulled), or
+// opts.Remote. Both sides hold the compressed blobs, so everything is
+// compared by content digest.
+func containerdImage(ctx context.Context, st *containerd.Store, reg Registry, o *outcome, name string, opts Options) {
+	img, err := st.FindImage(name)
+	if err != nil {
+		o.fail(report.Subject{Image: name}, fmt.Errorf("host image: %w", err))
+		return
+	}
+	subj := report.Subject{Image: name}
+	plats := comparedPlatforms(img, opts.Platforms)
+	if len(plats) == 0 {
+		if len(opts.Platforms) > 0 {
+			o.fail(subj, fmt.Errorf("host image %s/%s: no platform manifest in the content store matches --platform %s", img.Namespace, img.Name, strings.Join(opts.Platforms, ",")))
+			return
+		}
+		// Nothing to compare: the audit says what is missing (a target
+		// or config blob gone is a finding of its own).
+		if _, ok := auditLocal(ctx, o, st, img, opts.Version); ok {
+			o.b.Problem(report.Subject{Image: name, Digest: img.Target.Digest.String()}, "no platform manifest with its config is in the content store: nothing to compare with the registry")
+		}
+		return
+	}
+	var platNames []string
+	for _, p := range plats {
+		platNames = append(platNames, p.Platform)
+	}
+	pulled := img.Target.Digest
+	remote := opts.Remote
+	if remote == "" {
+		remote = img.Name
+	}
+	r, err := ref.Parse(remote)
+	if err != nil {
+		o.fail(subj, &ArgumentError{err})
+		return
+	}
+	target := remote
+	var regSrc source.Source
+	if r.Tag != "" && r.Digest == "" && r.Name() == ref.RepositoryOf(img.Name) {
+		// Tag moved: the tag now resolves to another digest than the
+		// target the host pulled.
+		var stop bool
+		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, remote, r.WithDigest(pulled).String(), target, true)
+		if stop {
+			return
+		}
+	}
+	if regSrc == nil {
+		if regSrc, err = reg.Open(target); err != nil {
+			o.fail(subj, &ArgumentError{err})
+			return
+		}
+	}
+	defer regSrc.Close()
+	vo := opts.Verify
+	vo.Platforms, vo.Images = platNames, nil
+	regRep, verr := verifySide(ctx, regSrc, vo, nil, "remote", target, opts.Version)
+	o.merge(regRep)
+	if verr != nil {
+		if errors.Is(verr, verify.ErrNoMatch) {
+			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
+				Message: fmt.Sprintf("%s serves no manifest for the host image's platforms", target), Expected: "absent", Actual: strings.Join(platNames, ", ")})
+		} else {
+			o.fail(report.Subject{Image: target}, verr)
+		}
+		return
+	}
+	hostRep, ok := auditLocal(ctx, o, st, img, opts.Version)
+	if !ok {
+		return
+	}
+	host := ContainerdImage{Target: pulled.String(), TargetIsIndex: len(img.Absent) > 0 || isIndexMediaType(img.Target.MediaType)}
+	want := map[string]bool{}
+	for _, p := range plats {
+		sp := StorePlatform{Platform: p.Platform, ManifestDigest: p.Manifest.Digest.String()}
+		for _, l := range p.Layers {
+			sp.Layers = append(sp.Layers, StoreLayer{Digest: l.Desc.Digest.String(), Size: l.Desc.Size, DiffID: l.DiffID.String(),
+				ChainID: l.ChainID.String(), Blob: l.Blob, Snapshotters: l.Snapshotters})
+		}
+		host.Platforms = append(host.Platforms, sp)
+		want[sp.ManifestDigest] = true
+	}
+	var got []report.Image
+	for _, im := range ContainerImages(hostRep) {
+		if im.Name == img.Namespace+"/"+img.Name && want[im.ManifestDigest] {
+			got = append(got, im)
+		}
+	}
+	o.result(Containerd(name, ContainerImages(regRep), got, host))
+}
+
+func isIndexMediaType(mt string) bool {
+	return mt == "application/vnd.oci.image.index.v1+json" || mt == verify.MediaTypeDockerList
+}
+
+// auditLocal runs the containerd audit of this one image into o: the
+// shared verifier over its content blobs (every blob re-hashed, every layer
+// decompressed for its diffID) and the checks of its records and
+// snapshots. ok is false when the audit could not run or was interrupted.
+func auditLocal(ctx context.Context, o *outcome, st *containerd.Store, img *containerd.HostImage, version string) (*report.Report, bool) {
+	aud, err := st.Select([]string{img.Namespace}, []string{img.Namespace + "/" + img.Name})
+	if err != nil {
+		o.fail(report.Subject{Path: st.Root()}, err)
+		return nil, false
+	}
+	hb := &report.Builder{}
+	if err := aud.Audit(ctx, hb); err != nil {
+		o.fail(report.Subject{Path: aud.String()}, err)
+		return nil, false
+	}
+	rep := hb.Finish("host", aud.String(), version)
+	o.merge(rep)
+	return rep, ctx.Err() == nil
+}
+
+// NamedSource is a source with the name the report gives it.
+type NamedSource struct {
+	Name string
+	// Command is the verifier command its report section is named after
+	// ("remote" for a registry reference, "tar" for an artifact).
+	Command string
+	Source  source.Source
+}
+
+// Sources checks sources (registry references, docker saves, OCI layouts)
+// against a Docker classic store (`layercheck compare store`): from each
+// source's bytes, every layer's diffID, chainID and tar-split, captured in
+// the one pass that verifies it; then the host image by config digest (or
+// name), every chainID's layerdb record and tar-split.json.gz. With
+// opts.Deep the matching host images are rebuilt from disk in one audit.
+func Sources(ctx context.Context, st store.Store, srcs []NamedSource, opts Options) (*report.Report, error) {
+	o := &outcome{version: opts.Version}
+	ds, ok := st.(*docker.Store)
+	if !ok {
+		return nil, &ArgumentError{fmt.Errorf("compare store checks sources against Docker's classic (graph-driver) layer store; %s is a %s store (compare host compares its images with their registry sources)", st.Root(), st.Kind())}
+	}
+	var names []string
+	var deep []string
+	for _, src := range srcs {
+		names = append(names, src.Name)
+		if ctx.Err() != nil {
+			break
+		}
+		deep = append(deep, storeSource(ctx, ds, o, src, opts)...)
+	}
+	if opts.Deep && len(deep) > 0 && ctx.Err() == nil {
+		hb := &report.Builder{}
+		aud := ds.Select(deep)
+		if err := aud.Audit(ctx, hb); err != nil {
+			o.fail(report.Subject{Path: aud.String()}, err)
+		}
+		o.merge(hb.Finish("host", aud.String(), opts.Version))
+	}
+	return o.finish(ctx, strings.Join(names, ", ")+" vs "+st.String())
+}
+
+// storeSource checks one source against the store; it returns the IDs of
+// the host images found, for the deep audit.
+func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSource, opts Options) []string {
+	caps := newCaptures()
+	vo := opts.Verify
+	vo.Platforms, vo.Images = opts.Platforms, opts.Images
+	srcRep, verr := verifySide(ctx, src.Source, vo, caps, src.Command, src.Name, opts.Version)
+	o.merge(srcRep)
+	if verr != nil {
+		o.fail(report.Subject{Image: src.Name}, verr)
+		return nil
+	}
+	imgs := ContainerImages(srcRep)
+	if len(imgs) == 0 {
+		o.b.Problem(report.Subject{Image: src.Name}, "the source holds no container image to compare")
+		return nil
+	}
+	var missing []report.Image
+	var found []string
+	for _, im := range imgs {
+		subj := report.Subject{Image: im.Name, Platform: im.Platform}
+		host, how := lookupHost(st, im)
+		if host != nil {
+			found = append(found, host.ID.String())
+			if how != "config" {
+				o.b.Add(report.Finding{Check: Config, Severity: report.Error, Subject: subj,
+					Message: fmt.Sprintf("no host image has the source's config digest; the host image named %s is another image", how), Expected: im.ConfigDigest, Actual: host.ID.String()})
+			}
+		} else {
+			missing = append(missing, im)
+		}
+		var layers []docker.HostLayer
+		for _, l := range im.Layers {
+			if l.ChainID == "" {
+				break
+			}
+			hl, err := st.Layer(digest.Digest(l.ChainID))
+			if err != nil {
+				o.b.Problem(subj, "%v", err)
+				break
+			}
+			layers = append(layers, hl)
+		}
+		o.result(LayerStore(subj, im, layers))
+		tarSplits(st, o, subj, im, layers, caps)
+		if host != nil && !opts.Deep {
+			o.b.AddImage(HostReportImage(host))
+		}
+	}
+	for _, im := range missing {
+		sev := report.Error
+		msg := "the host store holds no image with the source's config digest (image ID), nor one of its names"
+		if len(found) > 0 {
+			sev = report.Info
+			msg += " (another platform of the source is on the host: a pull keeps one platform)"
+		}
+		o.b.Add(report.Finding{Check: HostImage, Severity: sev, Subject: report.Subject{Image: im.Name, Platform: im.Platform}, Message: msg, Expected: im.ConfigDigest, Actual: "absent"})
+	}
+	return found
+}
+
+// lookupHost finds the host image of a source image: by config digest,
+// else by one of its names. how is "config" or the name that matched.
+func lookupHost(st *docker.Store, im report.Image) (*docker.HostImage, string) {
+	if im.ConfigDigest != "" {
+		if h, err := st.LookupImage(im.ConfigDigest); err == nil {
+			return h, "config"
+		}
+	}
+	for _, n := range append([]string{im.Name}, im.Tags...) {
+		if n == "" || strings.HasPrefix(n, "sha256:") {
+			continue
+		}
+		if h, err := st.LookupImage(n); err == nil {
+			return h, n
+		}
+	}
+	return nil, ""
+}
