@@ -62,9 +62,18 @@ type compareArtifactCmd struct {
 	Image    []string `help:"When the artifact holds several images: compare only this one (name, tag, or image/manifest digest prefix)." placeholder:"REF|ID"`
 	Platform []string `help:"Compare only these platforms (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
 	registryFlags
+	// The host flags of the old forms, accepted only to say where they
+	// went: compare host and compare store.
+	OldRoot           string `name:"root" hidden:""`
+	OldContainerdRoot string `name:"containerd-root" hidden:""`
+	OldRemote         string `name:"remote" hidden:""`
+	OldDeep           bool   `name:"deep" hidden:""`
 }
 
 func (c *compareArtifactCmd) Run(g *Globals, env *Env) error {
+	if c.OldRoot != "" || c.OldContainerdRoot != "" || c.OldRemote != "" || c.OldDeep {
+		return &usageError{msg: "--root, --containerd-root, --remote and --deep belong to the host forms of compare; " + oneArgHelp}
+	}
 	if c.Ref == "" {
 		return &usageError{msg: oneArgHelp}
 	}

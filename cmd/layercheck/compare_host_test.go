@@ -602,3 +602,32 @@ func form(args []string) string {
 	}
 	return "host"
 }
+
+// TestCompareHostRegistryHostedName is issue #13's case: the host image is
+// named by its registry-hosted reference (HOST/app:1). compare host takes it
+// as the host image, whatever its shape: identical while the tag stays,
+// compare-tag-moved with both digests once it moves. The old one-argument
+// form is a usage error naming both explicit forms.
+func TestCompareHostRegistryHostedName(t *testing.T) {
+	s, rr, p, ref := pulledStore(t, "vfs")
+	if out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, ref); code != ExitOK {
+		t.Fatalf("before the move: exit %d, stderr %s\n%s", code, errOut, out)
+	}
+	other := storeImagePush(t, rr, "app:1", s.Images["legacy"])
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, ref)
+	if code != ExitFindings {
+		t.Fatalf("after the move: exit %d, want %d; stderr %s\n%s", code, ExitFindings, errOut, out)
+	}
+	moved := byCheck(jsonReport(t, out), report.Error)[compare.TagMoved]
+	if len(moved) != 1 || moved[0].Expected != other.manifest.String() || moved[0].Actual != p.manifest.String() {
+		t.Fatalf("compare-tag-moved = %+v, want expected %s actual %s", moved, other.manifest, p.manifest)
+	}
+	_, errOut, code = runCLI(t, "compare", "--no-progress", "--root", s.Root, ref)
+	if code != ExitUsage || !strings.Contains(errOut, "compare host") || !strings.Contains(errOut, "compare store") {
+		t.Fatalf("old form: exit %d, stderr %q; want %d naming compare host and compare store", code, errOut, ExitUsage)
+	}
+	_, errOut, code = runCLI(t, "compare", "--no-progress", ref)
+	if code != ExitUsage || !strings.Contains(errOut, "compare host") {
+		t.Fatalf("one argument: exit %d, stderr %q", code, errOut)
+	}
+}
