@@ -562,7 +562,7 @@ func TestCompareContainerdUsage(t *testing.T) {
 	dir, _, _, ref, _ := ctrdPulled(t)
 	for _, args := range [][]string{
 		{"host", "--containerd-root", dir, "--root", dir, ref},
-		{"--containerd-root", dir, ref}, // the old form, without "host"
+		{"--containerd-root", dir, ref},                                                  // the old form, without "host"
 		{"host", "--remote", "localhost:5000/app:1", "--containerd-root", dir, ref, ref}, // --remote with two images
 	} {
 		if _, _, code := runCLI(t, append([]string{"compare", "--no-progress"}, args...)...); code != ExitUsage {
