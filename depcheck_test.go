@@ -28,6 +28,7 @@ func TestDependencyDirection(t *testing.T) {
 		"compare":        {mod + "/cmd", mod + "/fixtures", mod + "/registryclient", mod + "/source/"},
 		"store":          {mod + "/hoststore", mod + "/source/", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
 		"ref":            {mod + "/"},
+		"policy":         {mod + "/verify", mod + "/source", mod + "/hoststore", mod + "/store", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
 	}
 	allowedInReport := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
 )
 
@@ -55,42 +54,4 @@ func (c *analyzeCmd) Run(g *Globals, env *Env) error {
 		Timeout: 60 * time.Second, ConnectTimeout: 30 * time.Second, Retries: 5, StreamsPerHost: 8,
 	}
 	return rc.Run(g, env)
-}
-
-// wastedFindings is --max-wasted-bytes: an error finding for each image
-// whose analysis shows more wasted bytes than max (0: no limit). An image
-// with layers but no analysis (a merged report written without --analyze)
-// cannot be judged: that is a problem, not a pass.
-func wastedFindings(rep *report.Report, max int64) ([]report.Finding, []report.Problem) {
-	if max <= 0 {
-		return nil, nil
-	}
-	var fs []report.Finding
-	var ps []report.Problem
-	for _, img := range rep.Images {
-		a := img.Analysis
-		if a == nil {
-			if len(img.Layers) > 0 {
-				ps = append(ps, report.Problem{Subject: report.Subject{Image: img.Name, Platform: img.Platform},
-					Message: "--max-wasted-bytes: the report holds no layer analysis for this image (verify with --analyze)"})
-			}
-			continue
-		}
-		if a.WastedBytes <= max {
-			continue
-		}
-		bound := ""
-		if a.Truncated {
-			bound = " at least"
-		}
-		fs = append(fs, report.Finding{
-			Check:    report.PolicyWasted,
-			Severity: report.Error,
-			Subject:  report.Subject{Image: img.Name, Platform: img.Platform, Digest: img.ManifestDigest},
-			Message:  fmt.Sprintf("image wastes%s %d bytes in files later layers overwrite or delete (dive's measure, efficiency %.1f%%), more than --max-wasted-bytes %d", bound, a.WastedBytes, a.Efficiency*100, max),
-			Expected: fmt.Sprintf("at most %d wasted bytes", max),
-			Actual:   fmt.Sprintf("%d wasted bytes", a.WastedBytes),
-		})
-	}
-	return fs, ps
 }

@@ -39,7 +39,7 @@ type Globals struct {
 	MaxIndexEntries int     `default:"10000" help:"Most manifests one image index may list; more is a manifest-parse finding and none is fetched."`
 	MaxIndexDepth   int     `default:"8" help:"Deepest nesting of image indexes followed; deeper is a manifest-parse finding."`
 
-	policy       // CI policy flags (policy.go)
+	policyFlags  // CI policy flags (policy.go)
 	analyzeFlags // --analyze (analyze.go)
 }
 

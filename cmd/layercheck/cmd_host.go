@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/layercheck/layercheck/policy"
 	"os"
 	"strings"
 
@@ -65,7 +66,7 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	if err != nil {
 		return usage(err)
 	}
-	if err := g.policy.validate(); err != nil {
+	if err := g.policy().Validate(); err != nil {
 		return usage(err)
 	}
 	sh, err := parseShard(c.Shard)
@@ -108,6 +109,6 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	// Host images are addressed by content: --require-digest has no
 	// references to judge; the platform, layer size, media type and
 	// wasted-bytes policies apply to the audited images as to any report.
-	applyPolicies(rep, &g.policy, policyRefs("host", c.Images))
+	policy.Apply(rep, g.policy(), policyRefs("host", c.Images))
 	return conclude(env, g, outs, rep, firstErr, "audited", true)
 }

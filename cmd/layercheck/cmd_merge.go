@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/layercheck/layercheck/policy"
 	"os"
 	"strings"
 
@@ -20,7 +21,7 @@ func (c *mergeCmd) Run(g *Globals, env *Env) error {
 	if err != nil {
 		return usage(err)
 	}
-	if err := g.policy.validate(); err != nil {
+	if err := g.policy().Validate(); err != nil {
 		return usage(err)
 	}
 	reports := make([]*report.Report, 0, len(c.Reports))
@@ -57,7 +58,7 @@ func (c *mergeCmd) Run(g *Globals, env *Env) error {
 		rep.Problems = append(rep.Problems, report.Problem{Message: fmt.Sprintf("merge: shard %s of %d missing: its inputs were not verified", joinInts(missing), shardCount(reports))})
 		rep.Normalize()
 	}
-	applyPolicies(rep, &g.policy, refs)
+	policy.Apply(rep, g.policy(), refs)
 	return conclude(env, g, outs, rep, nil, "merged", false)
 }
 

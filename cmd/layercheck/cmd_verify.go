@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/layercheck/layercheck/policy"
 	"os"
 	"strings"
 
@@ -117,7 +118,7 @@ func verifyBatches(env *Env, g *Globals, command string, sel selection, names []
 	if err != nil {
 		return usage(err)
 	}
-	if err := g.policy.validate(); err != nil {
+	if err := g.policy().Validate(); err != nil {
 		return usage(err)
 	}
 	opts := g.verifierOptions(sel)
@@ -169,7 +170,7 @@ func verifyBatches(env *Env, g *Globals, command string, sel selection, names []
 	prog.done()
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
 	rep.Shard = sh
-	applyPolicies(rep, &g.policy, policyRefs(command, names))
+	policy.Apply(rep, g.policy(), policyRefs(command, names))
 	// With several inputs the problems in the report name the ones that
 	// could not be checked; with one, its error is also printed.
 	return conclude(env, g, outs, rep, firstErr, "verified", len(names) == 1)

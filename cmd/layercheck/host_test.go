@@ -197,35 +197,6 @@ func TestHostPolicies(t *testing.T) {
 	}
 }
 
-// TestPolicyPlatformMatching: --require-platforms matches as --platform
-// selects (verify.PlatformSelected): a required platform without variant
-// accepts any variant, arm64 without variant is arm64/v8, and a named
-// variant must match. Host images carry the variant of their config.
-func TestPolicyPlatformMatching(t *testing.T) {
-	for _, c := range []struct {
-		want, have string
-		ok         bool
-	}{
-		{"linux/arm64", "linux/arm64/v8", true},
-		{"linux/arm64/v8", "linux/arm64", true},
-		{"linux/arm64/v8", "linux/arm64/v8", true},
-		{"linux/arm", "linux/arm/v7", true},
-		{"linux/arm/v7", "linux/arm/v6", false},
-		{"linux/arm/v7", "linux/arm", false},
-		{" linux/amd64 ", "linux/amd64", true},
-		{"linux/amd64", "linux/amd64/v3", true},
-		{"linux/amd64/v3", "linux/amd64", false},
-		{"linux/arm", "linux/arm64", false},
-		{"windows/amd64", "linux/amd64", false},
-	} {
-		rep := &report.Report{Images: []report.Image{{Name: "img", Platform: c.have}}}
-		fs := platformFindings(rep, []string{c.want})
-		if ok := len(fs) == 0; ok != c.ok {
-			t.Errorf("--require-platforms %q against %q: satisfied = %v, want %v", c.want, c.have, ok, c.ok)
-		}
-	}
-}
-
 // TestHostMaxWastedBytes: on a graph-driver store, host --analyze adds each
 // image's layer analysis (from the rebuild pass), and --max-wasted-bytes
 // judges it: the app image's upper layer overwrites and deletes files of
