@@ -35,12 +35,11 @@ func TestPolicyPlatformMatching(t *testing.T) {
 	}
 }
 
-
 // TestApply: each policy adds its finding with its check ID, expected and
 // actual values; the zero Policy adds nothing.
 func TestApply(t *testing.T) {
 	img := report.Image{Name: "img", Platform: "linux/amd64", ManifestMediaType: "application/vnd.docker.distribution.manifest.v2+json",
-		Layers: []report.Layer{{Index: 0, Size: 100, TarSize: 300, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"}},
+		Layers:   []report.Layer{{Index: 0, Size: 100, TarSize: 300, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"}},
 		Analysis: &report.ImageAnalysis{WastedBytes: 50}}
 	for _, c := range []struct {
 		name string
