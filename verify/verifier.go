@@ -50,6 +50,10 @@ type Options struct {
 	// Progress is called after each layer pass with the bytes it read. It may
 	// be called from several goroutines at once.
 	Progress func(location string, bytes int64)
+	// Planned, when set, is called once the walk is done, before any layer
+	// is read, with the layers to read and their declared stored bytes
+	// (what a progress display shows as the total).
+	Planned func(layers int, bytes int64)
 }
 
 // Verifier checks sources. It is safe to use from one goroutine at a time.
@@ -164,7 +168,7 @@ func (v *Verifier) VerifyAll(ctx context.Context, srcs []source.Source, b *repor
 				r.listUnreferenced(ctx)
 			}
 		}
-		err = set.runJobs(ctx, v.opts.Jobs)
+		err = set.runJobs(ctx, v.opts.Jobs, v.opts.Planned)
 	}
 	if err != nil || ctx.Err() != nil {
 		cause := ctx.Err()
@@ -908,12 +912,17 @@ func nonEmpty(s, def string) string {
 }
 
 // runJobs reads every pending blob once, largest first, jobs at a time.
-func (s *jobSet) runJobs(ctx context.Context, jobs int) error {
+func (s *jobSet) runJobs(ctx context.Context, jobs int, planned func(int, int64)) error {
 	var pending []*layerJob
+	var total int64
 	for _, j := range s.jobs {
 		if !j.done {
 			pending = append(pending, j)
+			total += max(j.size, 0)
 		}
+	}
+	if planned != nil {
+		planned(len(pending), total)
 	}
 	sort.Slice(pending, func(a, b int) bool {
 		if pending[a].size != pending[b].size {

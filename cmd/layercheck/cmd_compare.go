@@ -46,7 +46,7 @@ func registryOf(c *registryclient.Client) compare.Registry {
 
 func (g *Globals) compareOptions(platforms, images []string, prog *progress) compare.Options {
 	vo := g.verifierOptions(selection{})
-	vo.Progress = prog.add
+	vo.Progress, vo.Planned = prog.add, prog.plan
 	return compare.Options{Verify: vo, Platforms: platforms, Images: images, Version: toolVersion()}
 }
 
@@ -124,7 +124,7 @@ func (s storeFlags) open(g *Globals, platforms []string, prog *progress) (store.
 		root = defaultDockerRoot
 	}
 	vo := g.verifierOptions(selection{})
-	vo.Progress = prog.add
+	vo.Progress, vo.Planned = prog.add, prog.plan
 	st, err := hoststore.Open(root, store.Options{
 		Driver: s.Driver, Namespaces: s.Namespace, Platforms: platforms,
 		Jobs: g.jobs(), MaxFileSize: g.MaxManifestSize, Verify: vo,

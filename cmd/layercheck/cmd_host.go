@@ -79,7 +79,7 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	}
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	vo := g.verifierOptions(selection{})
-	vo.Progress = prog.add
+	vo.Progress, vo.Planned = prog.add, prog.plan
 	opts := store.Options{
 		Images: c.Images, Platforms: c.Platform, Driver: c.Driver, Namespaces: c.Namespace,
 		Jobs: g.jobs(), MaxFileSize: g.MaxManifestSize, Shard: sh, Verify: vo,

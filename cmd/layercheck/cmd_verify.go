@@ -123,7 +123,7 @@ func verifyBatches(env *Env, g *Globals, command string, sel selection, names []
 	}
 	opts := g.verifierOptions(sel)
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
-	opts.Progress = prog.add
+	opts.Progress, opts.Planned = prog.add, prog.plan
 	v := verify.New(opts)
 	b := &report.Builder{}
 	var firstErr error
