@@ -263,3 +263,32 @@ func TestPassObserversAndTaps(t *testing.T) {
 		t.Errorf("tap saw %s, diffID %s", got, res.DiffID)
 	}
 }
+
+// dataObserver records each entry's content as the walk passes it.
+type dataObserver struct {
+	cur  string
+	data map[string]string
+}
+
+func (d *dataObserver) Header(h *tar.Header) { d.cur = h.Name }
+func (d *dataObserver) Data(p []byte)        { d.data[d.cur] += string(p) }
+
+func TestPassDataObservers(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 10000) // several chunks
+	layer := gz(t, makeTar(t, entry{name: "a", data: "alpha"}, entry{name: "d/", typ: tar.TypeDir}, entry{name: "empty"}, entry{name: "big", data: big}))
+	one, two := &dataObserver{data: map[string]string{}}, &dataObserver{data: map[string]string{}}
+	res, err := Pass(context.Background(), bytes.NewReader(layer), PassOptions{Observers: []Observer{one, two, &countObserver{}}})
+	if err != nil || res.TarErr != nil || !res.TarEnd {
+		t.Fatalf("pass: %v %v", err, res.TarErr)
+	}
+	for _, o := range []*dataObserver{one, two} {
+		if len(o.data) != 2 || o.data["a"] != "alpha" || o.data["big"] != big {
+			t.Errorf("data seen: %d entries, a=%q, big %d bytes", len(o.data), o.data["a"], len(o.data["big"]))
+		}
+	}
+	// The digests do not depend on who read the content.
+	plain, _ := Pass(context.Background(), bytes.NewReader(layer), PassOptions{})
+	if plain.DiffID != res.DiffID || plain.StoredDigest != res.StoredDigest || plain.Entries != res.Entries {
+		t.Errorf("with data observers %+v, without %+v", res, plain)
+	}
+}
