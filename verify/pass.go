@@ -61,11 +61,14 @@ type Observer interface {
 // entries (type '0'): after such an entry's Header, Data is called with its
 // bytes in consecutive chunks, as the tar walk reads them (not at all for an
 // empty file; fewer bytes than the header's size when the tar is cut short).
-// The chunk is valid only during the call. The next Header, or the end of
-// the pass, ends the entry.
+// The chunk is valid only during the call. The next Header, or End, ends
+// the entry.
 type DataObserver interface {
 	Observer
 	Data(p []byte)
+	// End is called once when the tar walk stops: err is nil when it read
+	// the end-of-archive marker, else it says why the walk stopped.
+	End(err error)
 }
 
 // PassOptions configure one pass.
@@ -359,6 +362,25 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 		}
 	}
 	var buf []byte
+	if len(data) > 0 {
+		defer func() {
+			err := res.TarErr
+			switch {
+			case err != nil:
+			case res.DecompressErr != nil:
+				err = res.DecompressErr
+			case res.LimitErr != nil:
+				err = res.LimitErr
+			case stored.failed() != nil:
+				err = stored.failed()
+			case !res.TarEnd:
+				err = errors.New("the tar walk stopped before the end-of-archive marker")
+			}
+			for _, o := range data {
+				o.End(err)
+			}
+		}()
+	}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {

@@ -268,7 +268,10 @@ func TestPassObserversAndTaps(t *testing.T) {
 type dataObserver struct {
 	cur  string
 	data map[string]string
+	ends []error
 }
+
+func (d *dataObserver) End(err error) { d.ends = append(d.ends, err) }
 
 func (d *dataObserver) Header(h *tar.Header) { d.cur = h.Name }
 func (d *dataObserver) Data(p []byte)        { d.data[d.cur] += string(p) }
@@ -285,6 +288,18 @@ func TestPassDataObservers(t *testing.T) {
 		if len(o.data) != 2 || o.data["a"] != "alpha" || o.data["big"] != big {
 			t.Errorf("data seen: %d entries, a=%q, big %d bytes", len(o.data), o.data["a"], len(o.data["big"]))
 		}
+		if len(o.ends) != 1 || o.ends[0] != nil {
+			t.Errorf("End calls: %v", o.ends)
+		}
+	}
+	// A tar cut short: End says why.
+	cut := &dataObserver{data: map[string]string{}}
+	tarb := makeTar(t, entry{name: "a", data: "alpha"}, entry{name: "big", data: big})
+	if _, err := Pass(context.Background(), bytes.NewReader(tarb[:5000]), PassOptions{Observers: []Observer{cut}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cut.ends) != 1 || cut.ends[0] == nil || cut.data["a"] != "alpha" {
+		t.Errorf("truncated tar: End calls %v, a=%q", cut.ends, cut.data["a"])
 	}
 	// The digests do not depend on who read the content.
 	plain, _ := Pass(context.Background(), bytes.NewReader(layer), PassOptions{})
