@@ -89,7 +89,7 @@ func (w *world) write(t *testing.T) string {
 func audit(t *testing.T, root string, opts Options) *report.Report {
 	t.Helper()
 	b := &report.Builder{}
-	if err := Audit(context.Background(), root, opts, b); err != nil {
+	if err := Audit(context.Background(), root, noFiles(opts), b); err != nil {
 		t.Fatalf("Audit: %v", err)
 	}
 	return b.Finish("host", root, "test")
@@ -594,7 +594,7 @@ func TestDockerRoot(t *testing.T) {
 	if !ok || r != filepath.Join(dr, "containerd", "daemon") {
 		t.Errorf("DockerRoot = %s, %v", r, ok)
 	}
-	st, err := OpenDocker(dr, Options{})
+	st, err := OpenDocker(dr, noFiles(Options{}))
 	must(t, err)
 	if got := st.Namespaces(); len(got) != 1 || got[0] != "moby" {
 		t.Errorf("OpenDocker audits namespaces %v, want [moby]", got)
