@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -31,8 +32,9 @@ import (
 // so their walk compares with the merged view of the chain's tars, built
 // from the entry lists the passes recorded (each tar read once, each list
 // applied once per chain). Inherited entries of native snapshots are
-// compared by lstat (type, size, link target, device, mode, owner); their
-// bytes are not read again.
+// compared by lstat (type, size, link target, device, mode, owner) and
+// their bytes with a hash the pass of their layer took (maphash: the
+// comparison stays inside one process).
 
 const maxSnapFindings = 50 // findings per snapshot; more are counted
 
@@ -66,13 +68,14 @@ type snapFiles struct {
 	byBlob     map[string][]*snapCheck
 	chains     [][]*snapCheck // native chains, base first
 	lists      map[string]*entryList
+	seed       maphash.Seed
 
 	mu sync.Mutex // guards lists and the checks' cmp while passes run
 }
 
 func newSnapFiles(st *Store) *snapFiles {
 	return &snapFiles{st: st, privileged: os.Geteuid() == 0, xattrOK: diskcheck.ProcUsable(),
-		checks: map[string]*snapCheck{}, byBlob: map[string][]*snapCheck{}, lists: map[string]*entryList{}}
+		checks: map[string]*snapCheck{}, byBlob: map[string][]*snapCheck{}, lists: map[string]*entryList{}, seed: maphash.MakeSeed()}
 }
 
 // plan adds the committed snapshots of one image platform's chain, in every
@@ -150,6 +153,7 @@ func (sf *snapFiles) observers(key string) []verify.Observer {
 		if c.full && o.list == nil {
 			o.list = &entryList{}
 			sf.lists[key] = o.list
+			o.hash.SetSeed(sf.seed)
 		}
 	}
 	if len(o.cmps) == 0 {
@@ -175,6 +179,8 @@ type entryRec struct {
 	size         int64
 	link         string
 	major, minor int64
+	sum          uint64 // maphash of a regular file's bytes
+	hasSum       bool
 }
 
 const (
@@ -188,13 +194,31 @@ const (
 type blobObserver struct {
 	cmps []*snapCmp
 	list *entryList
+	// the regular file whose bytes are hashed into list
+	hash   maphash.Hash
+	hashed int64
+	cur    *entryRec
+}
+
+func (o *blobObserver) endHash() {
+	if o.cur != nil && o.hashed == o.cur.size {
+		o.cur.sum, o.cur.hasSum = o.hash.Sum64(), true
+	}
+	o.cur = nil
 }
 
 // Header implements verify.Observer.
 func (o *blobObserver) Header(h *tar.Header) {
 	clean, ok := diskcheck.CleanEntry(h.Name)
-	if o.list != nil && ok && clean != "." {
-		o.list.entries = append(o.list.entries, recordOf(h, clean))
+	if o.list != nil {
+		o.endHash()
+		if ok && clean != "." {
+			o.list.entries = append(o.list.entries, recordOf(h, clean))
+			if r := &o.list.entries[len(o.list.entries)-1]; r.kind == tar.TypeReg {
+				o.cur, o.hashed = r, 0
+				o.hash.Reset()
+			}
+		}
 	}
 	for _, c := range o.cmps {
 		c.header(h, clean, ok)
@@ -203,6 +227,10 @@ func (o *blobObserver) Header(h *tar.Header) {
 
 // Data implements verify.DataObserver.
 func (o *blobObserver) Data(p []byte) {
+	if o.cur != nil {
+		o.hash.Write(p)
+		o.hashed += int64(len(p))
+	}
 	for _, c := range o.cmps {
 		c.data(p)
 	}
@@ -211,6 +239,7 @@ func (o *blobObserver) Data(p []byte) {
 // End implements verify.DataObserver.
 func (o *blobObserver) End(err error) {
 	if o.list != nil {
+		o.endHash()
 		o.list.done, o.list.err = true, err
 	}
 	for _, c := range o.cmps {
@@ -903,6 +932,8 @@ func (s *snapCmp) compareInherited(tree *ptree, p string, n *pnode, fi fs.FileIn
 	case tar.TypeReg:
 		if r.size != fi.Size() {
 			s.add(CheckSnapshotFileContent, p, "the file's size differs from the layer's"+from, fmt.Sprintf("%d bytes", r.size), fmt.Sprintf("%d bytes", fi.Size()))
+		} else if r.hasSum {
+			s.compareSum(p, r, from)
 		}
 	case tar.TypeSymlink:
 		rt, base, err := s.dirs.Lookup(p)
@@ -926,6 +957,30 @@ func (s *snapCmp) compareInherited(tree *ptree, p string, n *pnode, fi fs.FileIn
 	}
 	if st.UID != r.uid || st.GID != r.gid {
 		s.add(CheckSnapshotFileAttr, p, "the owner differs from the layer's"+from, fmt.Sprintf("%d:%d", r.uid, r.gid), fmt.Sprintf("%d:%d", st.UID, st.GID))
+	}
+}
+
+// compareSum hashes an inherited regular file and compares it with the
+// hash its layer's pass took.
+func (s *snapCmp) compareSum(p string, r *entryRec, from string) {
+	rt, base, err := s.dirs.Lookup(p)
+	var f *os.File
+	if err == nil {
+		f, err = rt.OpenFile(base, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	}
+	if err != nil {
+		s.problem(p, "opening the file: %v", err)
+		return
+	}
+	defer f.Close()
+	var h maphash.Hash
+	h.SetSeed(s.sf.seed)
+	if _, err := io.Copy(&h, f); err != nil {
+		s.problem(p, "reading the file: %v", err)
+		return
+	}
+	if h.Sum64() != r.sum {
+		s.add(CheckSnapshotFileContent, p, "the file's bytes differ from the layer's (same size)"+from, "the layer's content", "other bytes")
 	}
 }
 
