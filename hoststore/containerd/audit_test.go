@@ -462,8 +462,9 @@ func TestIngestLeftover(t *testing.T) {
 	}
 }
 
-func TestDiscardedLayers(t *testing.T) {
-	w := newWorld(t)
+// discardLayers removes the app image's layer blobs, their records and the
+// manifest's layer labels, as discard_unpacked_layers does.
+func (w *world) discardLayers() {
 	ns := w.r.namespace("default")
 	_, md, _ := w.app.Manifest()
 	for i, l := range w.app.Layers {
@@ -471,6 +472,11 @@ func TestDiscardedLayers(t *testing.T) {
 		delete(w.r.files, l.Digest)
 		delete(ns.blobs[md].labels, gcRefContent+"l."+strconv.Itoa(i))
 	}
+}
+
+func TestDiscardedLayers(t *testing.T) {
+	w := newWorld(t)
+	w.discardLayers()
 	root := w.write(t)
 	rep := audit(t, root, Options{})
 	clean(t, rep)

@@ -554,8 +554,9 @@ func (s *snapCmp) flushInodes() {
 	s.inodes = nil
 }
 
-// openData starts comparing a regular file's bytes with the entry's.
-func (s *snapCmp) openData(name, clean string) {
+// open opens a regular file of the snapshot for reading (never following
+// a symlink, never blocking); a failure is a problem.
+func (s *snapCmp) open(name, clean string) *os.File {
 	r, base, err := s.dirs.Lookup(clean)
 	var f *os.File
 	if err == nil {
@@ -563,9 +564,16 @@ func (s *snapCmp) openData(name, clean string) {
 	}
 	if err != nil {
 		s.problem(name, "opening the file: %v", err)
-		return
+		return nil
 	}
-	s.f, s.fname, s.off, s.diffAt = f, name, 0, -1
+	return f
+}
+
+// openData starts comparing a regular file's bytes with the entry's.
+func (s *snapCmp) openData(name, clean string) {
+	if f := s.open(name, clean); f != nil {
+		s.f, s.fname, s.off, s.diffAt = f, name, 0, -1
+	}
 }
 
 func (s *snapCmp) data(p []byte) {
@@ -963,13 +971,8 @@ func (s *snapCmp) compareInherited(tree *ptree, p string, n *pnode, fi fs.FileIn
 // compareSum hashes an inherited regular file and compares it with the
 // hash its layer's pass took.
 func (s *snapCmp) compareSum(p string, r *entryRec, from string) {
-	rt, base, err := s.dirs.Lookup(p)
-	var f *os.File
-	if err == nil {
-		f, err = rt.OpenFile(base, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	}
-	if err != nil {
-		s.problem(p, "opening the file: %v", err)
+	f := s.open(p, p)
+	if f == nil {
 		return
 	}
 	defer f.Close()

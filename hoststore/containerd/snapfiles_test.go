@@ -230,13 +230,7 @@ func TestSnapshotSharedOnce(t *testing.T) {
 func TestSnapshotBlobDiscarded(t *testing.T) {
 	needUnpack(t)
 	w := nativeWorld(t)
-	ns := w.r.namespace("default")
-	_, md, _ := w.app.Manifest()
-	for i, l := range w.app.Layers {
-		delete(ns.blobs, l.Digest)
-		delete(w.r.files, l.Digest)
-		delete(ns.blobs[md].labels, gcRefContent+"l."+strconv.Itoa(i))
-	}
+	w.discardLayers()
 	root := w.write(t)
 	flipFileByte(t, filepath.Join(w.snapDir(root, "overlayfs", 2), "app/data.bin"), 5)
 	rep := audit(t, root, Options{})
