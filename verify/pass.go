@@ -57,6 +57,20 @@ type Observer interface {
 	Header(h *tar.Header)
 }
 
+// DataObserver is an Observer that also sees the content of regular file
+// entries (type '0'): after such an entry's Header, Data is called with its
+// bytes in consecutive chunks, as the tar walk reads them (not at all for an
+// empty file; fewer bytes than the header's size when the tar is cut short).
+// The chunk is valid only during the call. The next Header, or End, ends
+// the entry.
+type DataObserver interface {
+	Observer
+	Data(p []byte)
+	// End is called once when the tar walk stops: err is nil when it read
+	// the end-of-archive marker, else it says why the walk stopped.
+	End(err error)
+}
+
 // PassOptions configure one pass.
 type PassOptions struct {
 	// Observers see every tar header.
@@ -341,6 +355,32 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 	tr := tar.NewReader(tt)
 	seed := maphash.MakeSeed()
 	seen := make(map[uint64]struct{})
+	var data []DataObserver
+	for _, o := range opts.Observers {
+		if d, ok := o.(DataObserver); ok {
+			data = append(data, d)
+		}
+	}
+	var buf []byte
+	if len(data) > 0 {
+		defer func() {
+			err := res.TarErr
+			switch {
+			case err != nil:
+			case res.DecompressErr != nil:
+				err = res.DecompressErr
+			case res.LimitErr != nil:
+				err = res.LimitErr
+			case stored.failed() != nil:
+				err = stored.failed()
+			case !res.TarEnd:
+				err = errors.New("the tar walk stopped before the end-of-archive marker")
+			}
+			for _, o := range data {
+				o.End(err)
+			}
+		}()
+	}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -371,6 +411,12 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 		for _, o := range opts.Observers {
 			o.Header(hdr)
 		}
+		if len(data) > 0 && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA) && hdr.Size > 0 {
+			if buf == nil {
+				buf = make([]byte, 64<<10)
+			}
+			feedData(tr, buf, data)
+		}
 	}
 	// Drain what follows the end marker: record padding or garbage.
 	before := tt.n
@@ -386,6 +432,22 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 	res.TrailingTarNonZero = nz
 	classify(res, stored, tarSide, err)
 	res.TrailingTar = tt.n - before
+}
+
+// feedData reads the current entry's content and hands it to the data
+// observers. A read error ends the entry early; tr.Next reports it.
+func feedData(tr *tar.Reader, buf []byte, obs []DataObserver) {
+	for {
+		n, err := tr.Read(buf)
+		if n > 0 {
+			for _, o := range obs {
+				o.Data(buf[:n])
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func allZero(b []byte) bool {

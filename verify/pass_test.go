@@ -263,3 +263,47 @@ func TestPassObserversAndTaps(t *testing.T) {
 		t.Errorf("tap saw %s, diffID %s", got, res.DiffID)
 	}
 }
+
+// dataObserver records each entry's content as the walk passes it.
+type dataObserver struct {
+	cur  string
+	data map[string]string
+	ends []error
+}
+
+func (d *dataObserver) End(err error) { d.ends = append(d.ends, err) }
+
+func (d *dataObserver) Header(h *tar.Header) { d.cur = h.Name }
+func (d *dataObserver) Data(p []byte)        { d.data[d.cur] += string(p) }
+
+func TestPassDataObservers(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 10000) // several chunks
+	layer := gz(t, makeTar(t, entry{name: "a", data: "alpha"}, entry{name: "d/", typ: tar.TypeDir}, entry{name: "empty"}, entry{name: "big", data: big}))
+	one, two := &dataObserver{data: map[string]string{}}, &dataObserver{data: map[string]string{}}
+	res, err := Pass(context.Background(), bytes.NewReader(layer), PassOptions{Observers: []Observer{one, two, &countObserver{}}})
+	if err != nil || res.TarErr != nil || !res.TarEnd {
+		t.Fatalf("pass: %v %v", err, res.TarErr)
+	}
+	for _, o := range []*dataObserver{one, two} {
+		if len(o.data) != 2 || o.data["a"] != "alpha" || o.data["big"] != big {
+			t.Errorf("data seen: %d entries, a=%q, big %d bytes", len(o.data), o.data["a"], len(o.data["big"]))
+		}
+		if len(o.ends) != 1 || o.ends[0] != nil {
+			t.Errorf("End calls: %v", o.ends)
+		}
+	}
+	// A tar cut short: End says why.
+	cut := &dataObserver{data: map[string]string{}}
+	tarb := makeTar(t, entry{name: "a", data: "alpha"}, entry{name: "big", data: big})
+	if _, err := Pass(context.Background(), bytes.NewReader(tarb[:5000]), PassOptions{Observers: []Observer{cut}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cut.ends) != 1 || cut.ends[0] == nil || cut.data["a"] != "alpha" {
+		t.Errorf("truncated tar: End calls %v, a=%q", cut.ends, cut.data["a"])
+	}
+	// The digests do not depend on who read the content.
+	plain, _ := Pass(context.Background(), bytes.NewReader(layer), PassOptions{})
+	if plain.DiffID != res.DiffID || plain.StoredDigest != res.StoredDigest || plain.Entries != res.Entries {
+		t.Errorf("with data observers %+v, without %+v", res, plain)
+	}
+}

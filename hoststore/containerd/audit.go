@@ -50,6 +50,9 @@ type auditor struct {
 	unrecorded map[string][]string             // image -> platforms whose manifest file only another namespace records
 
 	mu sync.Mutex // guards layers while hashRest runs
+
+	snap     *snapFiles // nil with NoSnapshotFiles
+	snapOnce sync.Once
 }
 
 type imgTarget struct {
@@ -87,6 +90,18 @@ func (s *Store) Audit(ctx context.Context, b *report.Builder) error {
 	if err := a.selectTargets(); err != nil {
 		return err
 	}
+	if !s.opts.NoSnapshotFiles {
+		a.snap = newSnapFiles(s)
+		prev := a.vopts.LayerObservers
+		a.vopts.LayerObservers = func(key string) []verify.Observer {
+			var obs []verify.Observer
+			if prev != nil {
+				obs = prev(key)
+			}
+			a.planSnapshots()
+			return append(obs, a.snap.observers(key)...)
+		}
+	}
 	rep, err := a.runVerifier(ctx)
 	if err != nil {
 		return err
@@ -102,6 +117,13 @@ func (s *Store) Audit(ctx context.Context, b *report.Builder) error {
 	a.uncompressedLabels()
 	a.malformed()
 	a.snapshotterProblems()
+	if a.snap != nil {
+		a.planSnapshots()
+		a.snap.finish(a.b)
+		if !a.filtered {
+			a.activeSnapshots()
+		}
+	}
 	if !a.filtered {
 		a.orphans()
 		a.snapshotterChecks()

@@ -89,7 +89,7 @@ func (w *world) write(t *testing.T) string {
 func audit(t *testing.T, root string, opts Options) *report.Report {
 	t.Helper()
 	b := &report.Builder{}
-	if err := Audit(context.Background(), root, opts, b); err != nil {
+	if err := Audit(context.Background(), root, noFiles(opts), b); err != nil {
 		t.Fatalf("Audit: %v", err)
 	}
 	return b.Finish("host", root, "test")
@@ -462,8 +462,9 @@ func TestIngestLeftover(t *testing.T) {
 	}
 }
 
-func TestDiscardedLayers(t *testing.T) {
-	w := newWorld(t)
+// discardLayers removes the app image's layer blobs, their records and the
+// manifest's layer labels, as discard_unpacked_layers does.
+func (w *world) discardLayers() {
 	ns := w.r.namespace("default")
 	_, md, _ := w.app.Manifest()
 	for i, l := range w.app.Layers {
@@ -471,6 +472,11 @@ func TestDiscardedLayers(t *testing.T) {
 		delete(w.r.files, l.Digest)
 		delete(ns.blobs[md].labels, gcRefContent+"l."+strconv.Itoa(i))
 	}
+}
+
+func TestDiscardedLayers(t *testing.T) {
+	w := newWorld(t)
+	w.discardLayers()
 	root := w.write(t)
 	rep := audit(t, root, Options{})
 	clean(t, rep)
@@ -594,7 +600,7 @@ func TestDockerRoot(t *testing.T) {
 	if !ok || r != filepath.Join(dr, "containerd", "daemon") {
 		t.Errorf("DockerRoot = %s, %v", r, ok)
 	}
-	st, err := OpenDocker(dr, Options{})
+	st, err := OpenDocker(dr, noFiles(Options{}))
 	must(t, err)
 	if got := st.Namespaces(); len(got) != 1 || got[0] != "moby" {
 		t.Errorf("OpenDocker audits namespaces %v, want [moby]", got)

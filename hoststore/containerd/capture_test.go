@@ -102,9 +102,35 @@ func TestCaptureContainerd(t *testing.T) {
 			}
 		}
 	}
+	// Every committed snapshot's files were compared with its layer (overlayfs
+	// and native), and they match.
+	if fs := find(rep, CheckSnapshotFileUnchecked, nil); len(fs) > 0 {
+		t.Errorf("snapshots not compared on a real root:\n%s", dump(rep))
+	}
+	if n := snapshotsCompared(t, root); n["overlayfs"] == 0 || n["native"] == 0 {
+		t.Errorf("snapshots compared per snapshotter: %v; want both overlayfs and native", n)
+	}
 	if after := treeHash(t, root); after != before {
 		t.Fatal("the audit changed the captured root")
 	}
+}
+
+// snapshotsCompared counts, per snapshotter, the snapshots the audit's plan
+// compares with their layers.
+func snapshotsCompared(t *testing.T, root string) map[string]int {
+	t.Helper()
+	st, err := Open(root, Options{})
+	must(t, err)
+	a := &auditor{st: st, reads: newReadTracker(4 << 20), snap: newSnapFiles(st), byName: map[string]*imgTarget{}}
+	must(t, a.selectTargets())
+	a.planSnapshots()
+	out := map[string]int{}
+	for _, c := range a.snap.order {
+		if c.blobKey != "" {
+			out[c.sn]++
+		}
+	}
+	return out
 }
 
 // TestCaptureDockerContainerdCache audits the containerd root a

@@ -21,6 +21,16 @@ const (
 	CheckNotPulled         report.Check = "ctrd-not-pulled"         // platforms or layers containerd did not fetch or discarded after unpacking
 	CheckNotUnpacked       report.Check = "ctrd-not-unpacked"       // an image that is not unpacked into any snapshotter
 	CheckMetadata          report.Check = "ctrd-metadata"           // a meta.db or snapshotter record is malformed
+
+	// Snapshot files against their layers (snapfiles.go).
+	CheckSnapshotFileContent   report.Check = "ctrd-snapshot-file-content"   // a regular file's bytes or size differ from the layer's
+	CheckSnapshotFileType      report.Check = "ctrd-snapshot-file-type"      // an entry is another type on disk than in the layer (a file replaced by a symlink)
+	CheckSnapshotFileAttr      report.Check = "ctrd-snapshot-file-attr"      // mode, owner, link target, device number, hardlink identity or xattrs differ
+	CheckSnapshotFileMissing   report.Check = "ctrd-snapshot-file-missing"   // an entry of the layer (or, native, of a lower layer) is not in the snapshot
+	CheckSnapshotFileExtra     report.Check = "ctrd-snapshot-file-extra"     // the snapshot holds an entry its layers do not have
+	CheckSnapshotFileWhiteout  report.Check = "ctrd-snapshot-file-whiteout"  // a whiteout or opaque marker is missing, undone or added
+	CheckSnapshotFileUnchecked report.Check = "ctrd-snapshot-file-unchecked" // a snapshot whose files could not be checked locally (layer blob gone or unreadable)
+	CheckSnapshotFileActive    report.Check = "ctrd-snapshot-file-active"    // a container's writable snapshot, with its size (writes are not damage)
 )
 
 func init() {
@@ -42,5 +52,13 @@ func init() {
 		report.CheckInfo{ID: CheckNotPulled, Severity: report.Info, Title: "platforms or layers containerd did not fetch, or discarded after unpacking"},
 		report.CheckInfo{ID: CheckNotUnpacked, Severity: report.Info, Title: "containerd image not unpacked into any snapshotter"},
 		report.CheckInfo{ID: CheckMetadata, Severity: report.Error, Title: "containerd meta.db and snapshotter records are well formed"},
+		report.CheckInfo{ID: CheckSnapshotFileContent, Severity: report.Error, Title: "each regular file of a committed snapshot has its layer's bytes and size"},
+		report.CheckInfo{ID: CheckSnapshotFileType, Severity: report.Error, Title: "each entry of a committed snapshot has its layer's type"},
+		report.CheckInfo{ID: CheckSnapshotFileAttr, Severity: report.Error, Title: "snapshot entries have their layer's mode, owner, link target, device and xattrs"},
+		report.CheckInfo{ID: CheckSnapshotFileMissing, Severity: report.Error, Title: "every entry of a snapshot's layers is in the snapshot"},
+		report.CheckInfo{ID: CheckSnapshotFileExtra, Severity: report.Error, Title: "a committed snapshot holds no entry its layers do not have"},
+		report.CheckInfo{ID: CheckSnapshotFileWhiteout, Severity: report.Error, Title: "snapshot whiteouts and opaque markers are those of the layer"},
+		report.CheckInfo{ID: CheckSnapshotFileUnchecked, Severity: report.Info, Title: "committed snapshot whose files could not be checked against a local layer blob"},
+		report.CheckInfo{ID: CheckSnapshotFileActive, Severity: report.Info, Title: "container's writable (active) snapshot, with its size; not compared"},
 	)
 }

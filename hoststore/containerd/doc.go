@@ -19,6 +19,16 @@
 //     containerd.io/uncompressed label of layers, the snapshot label of
 //     configs and the snapshot chain in meta.db, in the snapshotter's
 //     metadata.db and on disk;
+//   - the files of every committed snapshot of the images' chains
+//     (overlayfs, native), against their layer as its pass walks it: each
+//     entry lstat'ed (type, size, mode, owner, link target, device, xattrs),
+//     each regular file's bytes compared as they pass, whiteout devices and
+//     opaque markers (overlayfs), then the snapshot walked for entries the
+//     layer lacks; native snapshots against the merged view of their chain
+//     (snapfiles.go). A snapshot several images share is compared once;
+//     one whose blob is gone is information, and VerifySnapshotFiles
+//     compares it with layers streamed from elsewhere (a registry). Active
+//     snapshots (containers' writes) are reported with their size only;
 //   - the store as a whole: every blob hashes to its name, orphan blobs and
 //     snapshot directories, leftover ingests, leases that name missing
 //     objects, and content nothing references.

@@ -32,7 +32,7 @@ func TestLockedMetaDB(t *testing.T) {
 	snapF := lock(filepath.Join(root, SnapshotterPrefix+"overlayfs", "metadata.db"))
 	defer snapF.Close()
 	tmp := t.TempDir()
-	st, err := Open(root, Options{LockTimeout: 50 * time.Millisecond, TempDir: tmp})
+	st, err := Open(root, noFiles(Options{LockTimeout: 50 * time.Millisecond, TempDir: tmp}))
 	must(t, err)
 	if got := st.Copied(); len(got) != 2 {
 		t.Fatalf("want both databases read from private copies, got %v", got)

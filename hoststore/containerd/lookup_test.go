@@ -96,7 +96,7 @@ func TestFindImageSnapshotGone(t *testing.T) {
 func TestSelect(t *testing.T) {
 	w := newWorld(t)
 	root := w.write(t)
-	st, err := Open(root, Options{})
+	st, err := Open(root, noFiles(Options{}))
 	must(t, err)
 	v, err := st.Select([]string{"moby"}, []string{"moby/docker.io/library/small:latest"})
 	must(t, err)

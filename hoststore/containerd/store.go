@@ -45,6 +45,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// TempDir receives the private copies of locked databases (empty: os.TempDir()).
 	TempDir string
+	// NoSnapshotFiles skips comparing the files of committed snapshots with
+	// their layers (and reporting active snapshots' sizes).
+	NoSnapshotFiles bool
 	// Verify carries the engine's limits, observers and progress callback.
 	// Its Jobs, Images and Platforms are ignored: the fields above apply.
 	Verify verify.Options
@@ -62,6 +65,9 @@ type Store struct {
 	oddFiles     []oddFile
 	ingests      []ingest
 	selected     []string
+	// small, when set, serves readSmall (the audit's reads of manifests and
+	// configs the verifier already read).
+	small func(digest.Digest) ([]byte, bool)
 }
 
 // blobFile is one file under blobs/<alg>/.

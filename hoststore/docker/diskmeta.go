@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 )
 
@@ -29,76 +30,24 @@ const (
 	plnkDir  = ".wh..wh.plnk"
 )
 
-// cleanEntry cleans a tar name the way reassembly resolves it: relative to
-// the layer root, slash-separated. ok is false for names that climb out of the
-// root or hold a NUL byte (tarsplit reports those).
-func cleanEntry(name string) (string, bool) {
-	if strings.IndexByte(name, 0) >= 0 {
-		return "", false
-	}
-	c := path.Clean(strings.TrimLeft(name, "/"))
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", false
-	}
-	return c, true
-}
+// The entry-versus-disk primitives are shared with hoststore/containerd.
+var (
+	cleanEntry   = diskcheck.CleanEntry
+	splitDirBase = diskcheck.SplitDirBase
+	escapes      = diskcheck.Escapes
+	ignoredXattr = diskcheck.IgnoredXattr
+	typeMatches  = diskcheck.TypeMatches
+	unixPerm     = diskcheck.UnixPerm
+	xattrs       = diskcheck.Xattrs
+	procUsable   = diskcheck.ProcUsable
+)
 
 func isPlnk(clean string) bool { return clean == plnkDir || strings.HasPrefix(clean, plnkDir+"/") }
 
-// splitDirBase splits a cleaned path into its directory ("." at the root) and base.
-func splitDirBase(clean string) (string, string) {
-	dir, base := path.Split(clean)
-	dir = strings.TrimSuffix(dir, "/")
-	if dir == "" {
-		dir = "."
-	}
-	return dir, base
-}
-
-// rootCache keeps os.Roots of recently used directories of a layer root, so
-// a lookup costs one fstatat instead of one openat per path component. Tar
-// entries come grouped by directory, so a few slots suffice.
-type rootCache struct {
-	root  *os.Root
-	names []string
-	roots []*os.Root
-}
-
-const rootCacheSlots = 8
-
-func (c *rootCache) get(dir string) (*os.Root, error) {
-	if dir == "." || dir == "" {
-		return c.root, nil
-	}
-	for i, n := range c.names {
-		if n == dir {
-			return c.roots[i], nil
-		}
-	}
-	r, err := c.root.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	if len(c.names) == rootCacheSlots {
-		c.roots[0].Close()
-		c.names, c.roots = c.names[1:], c.roots[1:]
-	}
-	c.names = append(c.names, dir)
-	c.roots = append(c.roots, r)
-	return r, nil
-}
-
-func (c *rootCache) close() {
-	for _, r := range c.roots {
-		r.Close()
-	}
-	c.names, c.roots = nil, nil
-}
-
-// escapes reports whether an os.Root error refused a path leading out of the
-// root. os.Root reports it with an unexported error whose text is stable.
-func escapes(err error) bool {
-	return err != nil && !errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "path escapes from parent")
+// statOf returns the Unix stat fields of a FileInfo from Lstat.
+func statOf(fi fs.FileInfo) (statT, bool) {
+	s, ok := diskcheck.StatOf(fi)
+	return statT{uid: s.UID, gid: s.GID, ino: s.Ino, dev: s.Dev, nlink: s.Nlink, major: s.Major, minor: s.Minor, blocks: s.Blocks}, ok
 }
 
 // diskObserver compares every tar header of a rebuilt layer with lstat of the
@@ -109,7 +58,7 @@ type diskObserver struct {
 	l       *layerRec
 	root    *os.Root
 	rootRel string
-	dirs    rootCache
+	dirs    diskcheck.RootCache
 	fl      findingList
 	tree    *pathTree       // overlay drivers: this tar's entries
 	opaque  map[string]bool // overlay2: directories with a .wh..wh..opq entry
@@ -119,14 +68,14 @@ type diskObserver struct {
 }
 
 func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{a: a, l: l, root: root, rootRel: rootRel, dirs: rootCache{root: root}, opaque: map[string]bool{}}
+	o := &diskObserver{a: a, l: l, root: root, rootRel: rootRel, dirs: diskcheck.RootCache{Root: root}, opaque: map[string]bool{}}
 	if a.drv.overlay {
 		o.tree = newPathTree()
 	}
 	return o
 }
 
-func (o *diskObserver) close() { o.dirs.close() }
+func (o *diskObserver) close() { o.dirs.Close() }
 
 func (o *diskObserver) subject(entry string) report.Subject {
 	return report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: entry}
@@ -173,9 +122,7 @@ func (o *diskObserver) Header(h *tar.Header) {
 
 // lookup returns the directory root of clean and its base name.
 func (o *diskObserver) lookup(clean string) (*os.Root, string, error) {
-	dir, base := splitDirBase(clean)
-	r, err := o.dirs.get(dir)
-	return r, base, err
+	return o.dirs.Lookup(clean)
 }
 
 func (o *diskObserver) lstat(clean string) (fs.FileInfo, error) {
@@ -415,18 +362,9 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 	}
 }
 
-// ignoredXattr: xattrs on disk that are not part of a layer.
-func ignoredXattr(k string) bool {
-	return k == "security.selinux" || strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.")
-}
-
 // hasOpaque reports whether a directory carries overlayfs's opaque marker.
 func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
-	x, err := xattrs(r, name)
-	if err != nil {
-		return false, err
-	}
-	return x["trusted.overlay.opaque"] == "y" || x["user.overlay.opaque"] == "y", nil
+	return diskcheck.HasOpaque(r, name)
 }
 
 // checkOpaque: overlay2 marks a .wh..wh..opq directory with an xattr.
@@ -483,63 +421,15 @@ func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
 	}
 }
 
-// typeMatches reports whether the tar type flag fits the file mode. known is
-// false for types the audit does not compare.
-func typeMatches(flag byte, m fs.FileMode) (known, match bool) {
-	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		return true, m.IsRegular()
-	case tar.TypeSymlink:
-		return true, m&fs.ModeSymlink != 0
-	case tar.TypeChar:
-		return true, m&fs.ModeCharDevice != 0
-	case tar.TypeBlock:
-		return true, m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0
-	case tar.TypeDir:
-		return true, m.IsDir()
-	case tar.TypeFifo:
-		return true, m&fs.ModeNamedPipe != 0
-	}
-	return false, false
-}
-
+// tarTypeName names a tar type flag, or a path tree's own kinds, for messages.
 func tarTypeName(flag byte) string {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		return "regular file"
-	case tar.TypeLink:
-		return "hardlink"
-	case tar.TypeSymlink:
-		return "symlink"
-	case tar.TypeChar:
-		return "character device"
-	case tar.TypeBlock:
-		return "block device"
-	case tar.TypeDir:
-		return "directory"
-	case tar.TypeFifo:
-		return "FIFO"
 	case kindWhiteout:
 		return "whiteout"
 	case kindImplicit:
 		return "directory"
 	}
-	return fmt.Sprintf("entry of type %q", flag)
-}
-
-// unixPerm returns the permission, setuid, setgid and sticky bits as in a tar header.
-func unixPerm(m fs.FileMode) int64 {
-	p := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 04000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 02000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 01000
-	}
-	return p
+	return diskcheck.TarTypeName(flag)
 }
 
 // walkResult is what the walk of a layer directory measured.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -182,25 +183,7 @@ func quoteValue(b []byte) string {
 }
 
 // typeName names a file type for messages.
-func typeName(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "regular file"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	}
-	return "irregular file"
-}
+var typeName = diskcheck.TypeName
 
 // humanSize renders a byte count: "12.3 MiB (12897484 bytes)".
 func humanSize(n int64) string {

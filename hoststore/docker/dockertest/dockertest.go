@@ -384,6 +384,20 @@ const (
 	keepWhiteouts
 )
 
+// UnpackLayer applies a layer tar to dst as a snapshotter does: with
+// overlay, whiteouts become 0/0 character devices and opaque directories get
+// trusted.overlay.opaque (containerd's overlayfs, like overlay2); without,
+// they are applied as deletions (containerd's native, like vfs). Devices and
+// trusted xattrs need root.
+func UnpackLayer(t testing.TB, dst string, tarBytes []byte, overlay bool) {
+	t.Helper()
+	f := applyWhiteouts
+	if overlay {
+		f = overlayWhiteouts
+	}
+	unpack(t, dst, tarBytes, f)
+}
+
 // unpack applies a layer tar to dst as Docker's graph drivers do and
 // returns the sum of the header sizes.
 func unpack(t testing.TB, dst string, tarBytes []byte, format whiteoutFormat) int64 {
