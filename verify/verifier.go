@@ -50,6 +50,16 @@ type Options struct {
 	// Progress is called after each layer pass with the bytes it read. It may
 	// be called from several goroutines at once.
 	Progress func(location string, bytes int64)
+	// ReadBlob, when set, is asked once for each distinct blob the pool
+	// would read (layers, artifact blobs, unreferenced blobs): false leaves
+	// it unread and unreported, so the layers using it get no measurements,
+	// findings or problems. A sharded store audit reads only its shard's
+	// blobs this way; the other shards report the rest.
+	ReadBlob func(b source.Blob) bool
+	// Measured, when set, is called after each blob pass with what it
+	// measured (err: the stored bytes could not be read). It may be called
+	// from several goroutines at once.
+	Measured func(b source.Blob, res *PassResult, err error)
 }
 
 // Verifier checks sources. It is safe to use from one goroutine at a time.
@@ -222,6 +232,7 @@ type layerJob struct {
 	res     *PassResult
 	err     error
 	done    bool
+	skipped bool // Options.ReadBlob declined it: another shard reads it
 }
 
 // imageWork collects what is known of one image until its layers are read.
@@ -290,6 +301,9 @@ func (r *run) walk(ctx context.Context) (walked bool, err error) {
 // interrupt marks every job not read to the end after a cancellation.
 func (s *jobSet) interrupt(cause error) {
 	for _, j := range s.jobs {
+		if j.skipped {
+			continue
+		}
 		if !j.done || (j.res == nil && j.err == nil) || errors.Is(j.err, context.Canceled) || errors.Is(j.err, context.DeadlineExceeded) {
 			j.err = fmt.Errorf("interrupted before the layer was read to the end: %w", cause)
 			j.done = true
@@ -336,6 +350,9 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 	r.set.mu.Unlock()
 	if r.v.opts.Progress != nil {
 		r.v.opts.Progress(b.Location(), res.StoredSize)
+	}
+	if r.v.opts.Measured != nil {
+		r.v.opts.Measured(b, res, err)
 	}
 	return nil
 }
@@ -911,9 +928,14 @@ func nonEmpty(s, def string) string {
 func (s *jobSet) runJobs(ctx context.Context, jobs int) error {
 	var pending []*layerJob
 	for _, j := range s.jobs {
-		if !j.done {
-			pending = append(pending, j)
+		if j.done {
+			continue
 		}
+		if rb := j.owner.v.opts.ReadBlob; rb != nil && !rb(j.blob) {
+			j.done, j.skipped = true, true
+			continue
+		}
+		pending = append(pending, j)
 	}
 	sort.Slice(pending, func(a, b int) bool {
 		if pending[a].size != pending[b].size {
@@ -962,5 +984,8 @@ func (j *layerJob) run(ctx context.Context) {
 	j.done = true
 	if r.v.opts.Progress != nil && j.res != nil {
 		r.v.opts.Progress(j.blob.Location(), j.res.StoredSize)
+	}
+	if r.v.opts.Measured != nil {
+		r.v.opts.Measured(j.blob, j.res, j.err)
 	}
 }
