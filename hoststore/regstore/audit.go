@@ -32,11 +32,11 @@ func (s *Store) Audit(ctx context.Context, b *report.Builder) error {
 	s.load()
 	a := &audit{s: s, b: b, whole: len(s.opts.Images) == 0, hashes: &hashes{}}
 	if !a.whole {
-		sel, err := s.selectTargets()
+		roots, err := s.selectTargets()
 		if err != nil {
 			return err
 		}
-		a.sel = sel
+		a.roots, a.sel = roots, s.withChildren(roots)
 	}
 	a.scanFindings()
 	for _, name := range s.sc.names {
@@ -58,7 +58,8 @@ type audit struct {
 	s      *Store
 	b      *report.Builder
 	whole  bool
-	sel    map[string]map[digest.Digest]bool // repository -> selected manifest digests
+	roots  map[string]map[digest.Digest]bool // repository -> the selected manifests
+	sel    map[string]map[digest.Digest]bool // the same with their index children
 	hashes *hashes
 }
 
@@ -355,20 +356,27 @@ func (s *Store) selectTargets() (map[string]map[digest.Digest]bool, error) {
 			return nil, fmt.Errorf("--image %s: %w in %s", raw, store.ErrNotFound, s)
 		}
 	}
-	// Index children are checked with their index.
-	for repoName, ds := range out {
+	return out, nil
+}
+
+// withChildren adds to each selected index its children the repository holds.
+func (s *Store) withChildren(roots map[string]map[digest.Digest]bool) map[string]map[digest.Digest]bool {
+	out := map[string]map[digest.Digest]bool{}
+	for repoName, ds := range roots {
 		r := s.sc.repos[repoName]
+		out[repoName] = map[digest.Digest]bool{}
 		for d := range ds {
+			out[repoName][d] = true
 			if m := s.revision(r, d); m != nil && m.kind == kindIndex {
 				for _, c := range m.children {
 					if r.revisions[c.Digest] != nil {
-						ds[c.Digest] = true
+						out[repoName][c.Digest] = true
 					}
 				}
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // targets are the manifest revisions of r the verifier checks: in a whole
@@ -391,10 +399,10 @@ func (a *audit) targets(r *repo) []source.Target {
 		if m == nil || m.bad != "" {
 			continue
 		}
-		if !a.whole && !a.sel[r.name][l.dir] {
+		if !a.whole && !a.roots[r.name][l.dir] {
 			continue
 		}
-		if child[l.dir] && len(tags[l.dir]) == 0 {
+		if a.whole && child[l.dir] && len(tags[l.dir]) == 0 {
 			continue
 		}
 		t := source.Target{Name: r.name + "@" + l.dir.String(),

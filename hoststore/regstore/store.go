@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -407,6 +408,9 @@ func (s *Store) Lookup(ctx context.Context, name string) (*store.Image, error) {
 	case len(found) == 0:
 		return nil, fmt.Errorf("%s in %s: %w", name, s, store.ErrNotFound)
 	case len(found) > 1:
+		if im := pickPlatform(found, s.opts.Platforms); im != nil {
+			return im, nil
+		}
 		var ms []string
 		for _, im := range found {
 			ms = append(ms, im.Manifest.String())
@@ -414,6 +418,26 @@ func (s *Store) Lookup(ctx context.Context, name string) (*store.Image, error) {
 		return nil, fmt.Errorf("%s in %s names the manifests %s: %w", name, s, strings.Join(ms, ", "), store.ErrAmbiguous)
 	}
 	return &found[0], nil
+}
+
+// pickPlatform chooses among the images a name of an index names: the one
+// of the selected platform, else of the host's, as a pull would. It gives
+// nil when that does not single one out.
+func pickPlatform(found []store.Image, platforms []string) *store.Image {
+	want := platforms
+	if len(want) == 0 {
+		want = []string{runtime.GOOS + "/" + runtime.GOARCH}
+	}
+	var pick *store.Image
+	for i := range found {
+		if verify.PlatformSelected(want, found[i].Platform) {
+			if pick != nil {
+				return nil
+			}
+			pick = &found[i]
+		}
+	}
+	return pick
 }
 
 // subject helps findings name a repository's object.
