@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,9 +399,10 @@ func TestShardsMergeToTheWhole(t *testing.T) {
 	const n = 3
 	var parts []*report.Report
 	reads := map[string]int{}
+	var mu sync.Mutex
 	for i := 1; i <= n; i++ {
 		opts := store.Options{Jobs: 2, Shard: &report.Shard{Index: i, Count: n}}
-		opts.Verify.Progress = func(loc string, _ int64) { reads[loc]++ }
+		opts.Verify.Progress = func(loc string, _ int64) { mu.Lock(); reads[loc]++; mu.Unlock() }
 		parts = append(parts, audit(t, w.st.Root, opts))
 	}
 	merged, err := report.Merge(parts...)
