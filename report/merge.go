@@ -65,6 +65,7 @@ func Merge(reports ...*Report) (*Report, error) {
 	if out.Tool.Name == "" {
 		out.Tool.Name = "layercheck"
 	}
+	out.Images = foldPartial(out.Images)
 	out.Source = strings.Join(sources, ", ")
 	out.Normalize() // sorts and removes duplicate findings
 	return out, nil
@@ -80,4 +81,69 @@ func imageIdentity(img Image) string {
 	}
 	k, _ := json.Marshal(img)
 	return string(k)
+}
+
+// foldPartial joins entries of one image that differ only in which layers
+// were measured: the shards of a store audit split the blobs, so each
+// reports every image with the measurements of its own blobs and leaves the
+// other layers' measured fields empty. Two entries fold when every measured
+// field is equal or empty on one side; entries that disagree stay apart.
+func foldPartial(imgs []Image) []Image {
+	var out []Image
+	byShape := map[string][]int{} // shape -> positions in out
+	for _, img := range imgs {
+		k := imageShape(img)
+		folded := false
+		for _, i := range byShape[k] {
+			if m, ok := foldLayers(out[i].Layers, img.Layers); ok {
+				out[i].Layers = m
+				folded = true
+				break
+			}
+		}
+		if !folded {
+			byShape[k] = append(byShape[k], len(out))
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// imageShape keys an image by everything but its layers' measurements.
+func imageShape(img Image) string {
+	img.Status = ""
+	img.Layers = append([]Layer(nil), img.Layers...)
+	for i := range img.Layers {
+		l := &img.Layers[i]
+		l.Status, l.Digest, l.Size, l.Compression, l.DiffID, l.ChainID, l.TarSize, l.Entries = "", "", 0, "", "", "", 0, 0
+	}
+	k, _ := json.Marshal(img)
+	return string(k)
+}
+
+// foldLayers fills the empty measured fields of a from b, or says they disagree.
+func foldLayers(a, b []Layer) ([]Layer, bool) {
+	out := append([]Layer(nil), a...)
+	for i := range out {
+		x, y := &out[i], b[i]
+		okS := func(p *string, v string) bool {
+			if *p == "" {
+				*p = v
+			}
+			return v == "" || *p == v
+		}
+		okN := func(p *int64, v int64) bool {
+			if *p == 0 {
+				*p = v
+			}
+			return v == 0 || *p == v
+		}
+		entries := int64(x.Entries)
+		if !okS(&x.Digest, y.Digest) || !okS(&x.Compression, y.Compression) || !okS(&x.DiffID, y.DiffID) ||
+			!okS(&x.ChainID, y.ChainID) || !okN(&x.Size, y.Size) || !okN(&x.TarSize, y.TarSize) || !okN(&entries, int64(y.Entries)) {
+			return nil, false
+		}
+		x.Entries = int(entries)
+	}
+	return out, true
 }

@@ -91,3 +91,37 @@ func TestMergeErrors(t *testing.T) {
 		t.Errorf("Merge with a v2 report = %v", err)
 	}
 }
+
+// TestMergeFoldsPartialImages: the shards of a store audit each measure
+// some layers of an image; merged, they give the image measured whole, and
+// entries that disagree on a measurement stay apart.
+func TestMergeFoldsPartialImages(t *testing.T) {
+	img := func(l0, l1 Layer) Image {
+		return Image{Name: "r:1", ManifestDigest: "sha256:m", ConfigDigest: "sha256:c", Layers: []Layer{l0, l1}}
+	}
+	full0 := Layer{Index: 0, Digest: "sha256:a", Size: 10, Compression: "gzip", DiffID: "sha256:da", TarSize: 20, Entries: 2, ChainID: "sha256:x"}
+	full1 := Layer{Index: 1, Digest: "sha256:b", Size: 11, Compression: "zstd", DiffID: "sha256:db", TarSize: 21, Entries: 3, ChainID: "sha256:y"}
+	part0 := Layer{Index: 0, ChainID: "sha256:x"}
+	part1 := Layer{Index: 1, ChainID: "sha256:y"}
+	a := &Report{Images: []Image{img(full0, part1)}}
+	b := &Report{Images: []Image{img(part0, full1)}}
+	whole := &Report{Images: []Image{img(full0, full1)}}
+	whole.Normalize()
+	got, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Images) != 1 || !reflect.DeepEqual(got.Images, whole.Images) {
+		t.Fatalf("merged images = %+v, want %+v", got.Images, whole.Images)
+	}
+	other := full1
+	other.Digest = "sha256:other"
+	c := &Report{Images: []Image{img(part0, other)}}
+	got, err = Merge(a, b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Images) != 2 {
+		t.Fatalf("disagreeing measurements folded: %+v", got.Images)
+	}
+}

@@ -155,6 +155,9 @@ func (r *run) evaluate(w *imageWork) {
 			r.b.Problem(s, "reading layer: %v", l.job.err)
 			continue
 		}
+		if l.job.skipped {
+			continue // Options.ReadBlob: another shard reads and reports it
+		}
 		res := l.job.res
 		d := l.ref.Desc
 		if d.Digest != "" && res.StoredDigest != "" && d.Digest.Algorithm() == digest.SHA256 && d.Digest != res.StoredDigest {

@@ -54,6 +54,16 @@ type Options struct {
 	// is read, with the layers to read and their declared stored bytes
 	// (what a progress display shows as the total).
 	Planned func(layers int, bytes int64)
+	// ReadBlob, when set, is asked once for each distinct blob the pool
+	// would read (layers, artifact blobs, unreferenced blobs): false leaves
+	// it unread and unreported, so the layers using it get no measurements,
+	// findings or problems. A sharded store audit reads only its shard's
+	// blobs this way; the other shards report the rest.
+	ReadBlob func(b source.Blob) bool
+	// Measured, when set, is called after each blob pass with what it
+	// measured (err: the stored bytes could not be read). It may be called
+	// from several goroutines at once.
+	Measured func(b source.Blob, res *PassResult, err error)
 }
 
 // Verifier checks sources. It is safe to use from one goroutine at a time.
@@ -226,6 +236,7 @@ type layerJob struct {
 	res     *PassResult
 	err     error
 	done    bool
+	skipped bool // Options.ReadBlob declined it: another shard reads it
 }
 
 // imageWork collects what is known of one image until its layers are read.
@@ -294,6 +305,9 @@ func (r *run) walk(ctx context.Context) (walked bool, err error) {
 // interrupt marks every job not read to the end after a cancellation.
 func (s *jobSet) interrupt(cause error) {
 	for _, j := range s.jobs {
+		if j.skipped {
+			continue
+		}
 		if !j.done || (j.res == nil && j.err == nil) || errors.Is(j.err, context.Canceled) || errors.Is(j.err, context.DeadlineExceeded) {
 			j.err = fmt.Errorf("interrupted before the layer was read to the end: %w", cause)
 			j.done = true
@@ -340,6 +354,9 @@ func (r *run) scanned(ctx context.Context, b source.Blob, rd io.Reader) error {
 	r.set.mu.Unlock()
 	if r.v.opts.Progress != nil {
 		r.v.opts.Progress(b.Location(), res.StoredSize)
+	}
+	if r.v.opts.Measured != nil {
+		r.v.opts.Measured(b, res, err)
 	}
 	return nil
 }
@@ -916,10 +933,15 @@ func (s *jobSet) runJobs(ctx context.Context, jobs int, planned func(int, int64)
 	var pending []*layerJob
 	var total int64
 	for _, j := range s.jobs {
-		if !j.done {
-			pending = append(pending, j)
-			total += max(j.size, 0)
+		if j.done {
+			continue
 		}
+		if rb := j.owner.v.opts.ReadBlob; rb != nil && !rb(j.blob) {
+			j.done, j.skipped = true, true
+			continue
+		}
+		pending = append(pending, j)
+		total += max(j.size, 0)
 	}
 	if planned != nil {
 		planned(len(pending), total)
@@ -971,5 +993,8 @@ func (j *layerJob) run(ctx context.Context) {
 	j.done = true
 	if r.v.opts.Progress != nil && j.res != nil {
 		r.v.opts.Progress(j.blob.Location(), j.res.StoredSize)
+	}
+	if r.v.opts.Measured != nil {
+		r.v.opts.Measured(j.blob, j.res, j.err)
 	}
 }

@@ -173,3 +173,45 @@ func TestVerifyAllCancelMidLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadBlobAndMeasured: a blob ReadBlob declines is neither read nor
+// reported on (no findings, no problem, no measurements), even when it is
+// corrupt; every blob read is handed to Measured once.
+func TestReadBlobAndMeasured(t *testing.T) {
+	l0 := gz(t, makeTar(t, entry{name: "a", data: "layer zero"}))
+	l1 := gz(t, makeTar(t, entry{name: "b", data: "layer one"}))
+	m := newMem()
+	md := m.image(t, [][]byte{l0, l1}, nil, nil)
+	m.targets = []source.Target{{Name: "img", Descriptor: &md}}
+	d1 := digest.FromBytes(l1)
+	bad := append([]byte(nil), l1...)
+	bad[len(bad)/2] ^= 0xff
+	m.blobs[d1] = bad
+	measured := map[string]int{}
+	opts := Options{
+		ReadBlob: func(b source.Blob) bool { return b.Key() != d1.String() },
+		Measured: func(b source.Blob, res *PassResult, err error) {
+			if err != nil || res == nil {
+				t.Errorf("Measured(%s): %v", b.Key(), err)
+			}
+			measured[b.Key()]++
+		},
+	}
+	rb := &report.Builder{}
+	if err := New(opts).Verify(context.Background(), m, rb); err != nil {
+		t.Fatal(err)
+	}
+	rep := rb.Finish("test", "mem", "test")
+	if m.opened[d1] != 0 {
+		t.Errorf("declined blob opened %d times", m.opened[d1])
+	}
+	if len(measured) != 1 || measured[digest.FromBytes(l0).String()] != 1 {
+		t.Errorf("Measured saw %v, want layer 0 once", measured)
+	}
+	if len(rep.Findings) != 0 || len(rep.Problems) != 0 {
+		t.Errorf("findings %+v problems %+v, want none", rep.Findings, rep.Problems)
+	}
+	if len(rep.Images) != 1 || rep.Images[0].Layers[0].DiffID == "" || rep.Images[0].Layers[1].DiffID != "" {
+		t.Errorf("images %+v: want layer 0 measured and layer 1 not", rep.Images)
+	}
+}
