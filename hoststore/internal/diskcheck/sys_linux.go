@@ -1,6 +1,6 @@
 //go:build linux
 
-package docker
+package diskcheck
 
 import (
 	"errors"
@@ -13,23 +13,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statOf returns the Unix stat fields of a FileInfo from Lstat.
-func statOf(fi fs.FileInfo) (st statT, ok bool) {
+// StatOf returns the Unix stat fields of a FileInfo from Lstat.
+func StatOf(fi fs.FileInfo) (st Stat, ok bool) {
 	s, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return statT{}, false
+		return Stat{}, false
 	}
-	return statT{
-		uid: int(s.Uid), gid: int(s.Gid), ino: s.Ino, dev: uint64(s.Dev), nlink: uint64(s.Nlink),
-		major: int64(unix.Major(uint64(s.Rdev))), minor: int64(unix.Minor(uint64(s.Rdev))),
-		blocks: s.Blocks,
+	return Stat{
+		UID: int(s.Uid), GID: int(s.Gid), Ino: s.Ino, Dev: uint64(s.Dev), Nlink: uint64(s.Nlink),
+		Major: int64(unix.Major(uint64(s.Rdev))), Minor: int64(unix.Minor(uint64(s.Rdev))),
+		Blocks: s.Blocks,
 	}, true
 }
 
 // xattrs lists the extended attributes of name inside root without opening
 // it for reading: an O_PATH descriptor (which never opens a device or blocks
 // on a FIFO) is resolved through /proc/self/fd. Symlinks are not followed.
-func xattrs(root *os.Root, name string) (map[string]string, error) {
+func Xattrs(root *os.Root, name string) (map[string]string, error) {
 	f, err := root.OpenFile(name, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
@@ -73,8 +73,8 @@ func xattrs(root *os.Root, name string) (map[string]string, error) {
 	return out, nil
 }
 
-// procUsable reports whether /proc/self/fd resolves descriptors (needed by xattrs).
-func procUsable() bool {
+// ProcUsable reports whether /proc/self/fd resolves descriptors (needed by xattrs).
+func ProcUsable() bool {
 	_, err := os.Stat("/proc/self/fd")
 	return err == nil
 }

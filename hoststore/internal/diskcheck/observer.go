@@ -1,4 +1,4 @@
-package docker
+package diskcheck
 
 import (
 	"archive/tar"
@@ -14,13 +14,13 @@ import (
 	"github.com/layercheck/layercheck/report"
 )
 
-// statT holds the lstat fields the audit compares.
-type statT struct {
-	uid, gid     int
-	ino, dev     uint64
-	nlink        uint64
-	major, minor int64
-	blocks       int64
+// Stat holds the lstat fields the audits compare.
+type Stat struct {
+	UID, GID     int
+	Ino, Dev     uint64
+	Nlink        uint64
+	Major, Minor int64
+	Blocks       int64
 }
 
 const (
@@ -105,12 +105,12 @@ func escapes(err error) bool {
 // same path in the layer directory (FORMATS 2.5), and then walks the
 // directory for entries the tar does not have. It implements verify.Observer.
 type diskObserver struct {
-	a       *audit
-	l       *layerRec
+	env     *Env
+	l       *Layer
 	root    *os.Root
 	rootRel string
 	dirs    rootCache
-	fl      findingList
+	fl      FindingList
 	tree    *pathTree       // overlay drivers: this tar's entries
 	opaque  map[string]bool // overlay2: directories with a .wh..wh..opq entry
 	sumSize int64           // Σ header sizes, the naive drivers' size rule
@@ -118,9 +118,9 @@ type diskObserver struct {
 	inodes  map[uint64]*attrs // deferred attributes of files with several links
 }
 
-func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{a: a, l: l, root: root, rootRel: rootRel, dirs: rootCache{root: root}, opaque: map[string]bool{}}
-	if a.drv.overlay {
+func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
+	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: rootCache{root: root}, opaque: map[string]bool{}}
+	if env.Layout.Overlay {
 		o.tree = newPathTree()
 	}
 	return o
@@ -129,10 +129,10 @@ func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *disk
 func (o *diskObserver) close() { o.dirs.close() }
 
 func (o *diskObserver) subject(entry string) report.Subject {
-	return report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: entry}
+	return report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: entry}
 }
 
-func (o *diskObserver) add(f report.Finding) { o.fl.add(o.a.maxPer, f) }
+func (o *diskObserver) add(f report.Finding) { o.fl.Add(o.env.maxPer(), f) }
 
 // Header implements verify.Observer.
 func (o *diskObserver) Header(h *tar.Header) {
@@ -143,9 +143,9 @@ func (o *diskObserver) Header(h *tar.Header) {
 		return
 	}
 	dir, base := splitDirBase(clean)
-	fuse := o.a.drv.overlay && !o.a.drv.overlayWhiteouts
+	fuse := o.env.Layout.Overlay && !o.env.Layout.OverlayWhiteouts
 	if strings.HasPrefix(base, whPrefix) && !fuse {
-		if o.a.drv.fullRoot {
+		if o.env.Layout.FullRoot {
 			return // applied as deletions; the walk checks them against the replay
 		}
 		// overlay2 turns whiteouts into 0/0 devices and opaque xattrs.
@@ -190,16 +190,16 @@ func (o *diskObserver) lstat(clean string) (fs.FileInfo, error) {
 func (o *diskObserver) lstatErr(h *tar.Header, clean string, err error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		o.add(with(finding(LayerMissingFile, o.subject(h.Name), "the tar's %s is not in the layer directory", tarTypeName(h.Typeflag)), tarTypeName(h.Typeflag), "absent"))
+		o.add(with(finding(o.env.Checks.MissingFile, o.subject(h.Name), "the tar's %s is not in the layer directory", tarTypeName(h.Typeflag)), tarTypeName(h.Typeflag), "absent"))
 	case escapes(err):
-		o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+		o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
 	default:
-		o.a.problem(o.subject(h.Name), "lstat: %v", err)
+		o.env.problem(o.subject(h.Name), "lstat: %v", err)
 	}
 }
 
 func (o *diskObserver) mismatch(name, what, want, got string) {
-	o.add(with(finding(LstatMismatch, o.subject(name), "%s on disk differs from the tar header", what), want, got))
+	o.add(with(finding(o.env.Checks.Lstat, o.subject(name), "%s on disk differs from the tar header", what), want, got))
 }
 
 // mismatchFrom files a difference with the header of an inherited entry
@@ -210,17 +210,13 @@ func (o *diskObserver) mismatchFrom(lower int, name, what, want, got string) {
 		o.mismatch(name, what, want, got)
 		return
 	}
-	o.add(with(finding(LstatMismatch, o.subject(name), "%s of this inherited copy differs from the header in %s, which last wrote the path", what, o.lowerName(lower-1)), want, got))
+	o.add(with(finding(o.env.Checks.Lstat, o.subject(name), "%s of this inherited copy differs from the header in %s, which last wrote the path", what, o.lowerName(lower-1)), want, got))
 }
 
 // lowerName names the layer at index idx of this layer's chain (base = 0).
 func (o *diskObserver) lowerName(idx int) string {
-	var chain []*layerRec // this layer first
-	for p := o.l; p != nil && len(chain) <= maxLayerDepth+1; p = p.parent {
-		chain = append(chain, p)
-	}
-	if k := len(chain) - 1 - idx; idx >= 0 && k >= 0 {
-		return fmt.Sprintf("lower layer %s (layer %d of the chain)", report.Short(chain[k].chain.String()), idx)
+	if idx >= 0 && idx < len(o.l.Chain) {
+		return fmt.Sprintf("lower layer %s (layer %d of the chain)", report.Short(o.l.Chain[idx].Digest), idx)
 	}
 	return fmt.Sprintf("layer %d of the chain", idx)
 }
@@ -233,15 +229,15 @@ type attrs struct {
 	name, clean string
 	lower       int // an inherited entry: 1 + the chain index of the lower layer that wrote it; 0: own entry
 	mode        int64
-	uid, gid    int
+	UID, GID    int
 	xattrs      map[string]string // nil: not compared
 }
 
 func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
-	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, uid: h.Uid + o.a.uidOff, gid: h.Gid + o.a.gidOff, xattrs: map[string]string{}}
+	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, UID: o.l.uid(h.Uid), GID: o.l.gid(h.Gid), xattrs: map[string]string{}}
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.") && !o.a.privileged {
+			if strings.HasPrefix(name, "trusted.") && !o.env.Privileged {
 				continue
 			}
 			a.xattrs[name] = v
@@ -257,7 +253,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		o.lstatErr(h, clean, err)
 		return
 	}
-	st, ok := statOf(fi)
+	st, ok := StatOf(fi)
 	if !ok {
 		return
 	}
@@ -287,19 +283,19 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 			}
 		}
 		if err != nil {
-			o.a.problem(o.subject(h.Name), "readlink: %v", err)
+			o.env.problem(o.subject(h.Name), "readlink: %v", err)
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if st.major != h.Devmajor || st.minor != h.Devminor {
-			o.mismatch(h.Name, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		if st.Major != h.Devmajor || st.Minor != h.Devminor {
+			o.mismatch(h.Name, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.Major, st.Minor))
 		}
 	}
 	a := o.headerAttrs(h, clean)
-	if !fi.IsDir() && st.nlink > 1 {
+	if !fi.IsDir() && st.Nlink > 1 {
 		if o.inodes == nil {
 			o.inodes = map[uint64]*attrs{}
 		}
-		o.inodes[st.ino] = a
+		o.inodes[st.Ino] = a
 		return
 	}
 	o.compareAttrs(a, fi)
@@ -307,18 +303,18 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 
 // compareAttrs compares mode, owner and xattrs (symlinks: owner only).
 func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
-	st, _ := statOf(fi)
+	st, _ := StatOf(fi)
 	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink {
 		if got := unixPerm(fi.Mode()); a.mode != got {
 			o.mismatchFrom(a.lower, a.name, "mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", got))
 		}
 	}
-	if a.uid != st.uid {
-		o.mismatchFrom(a.lower, a.name, "owner uid", fmt.Sprint(a.uid), fmt.Sprint(st.uid))
+	if a.UID != st.UID {
+		o.mismatchFrom(a.lower, a.name, "owner uid", fmt.Sprint(a.UID), fmt.Sprint(st.UID))
 	}
-	if a.gid != st.gid {
-		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.gid), fmt.Sprint(st.gid))
+	if a.GID != st.GID {
+		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.GID), fmt.Sprint(st.GID))
 	}
 	if !isLink && a.xattrs != nil {
 		o.compareXattrs(a)
@@ -352,18 +348,18 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			o.mismatch(h.Name, "hardlink target", target+" (same file)", "target absent")
 		} else if escapes(err) {
-			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
+			o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
 		}
 		return
 	}
 	if !os.SameFile(fi, tfi) {
-		a, _ := statOf(fi)
-		b, _ := statOf(tfi)
-		o.mismatch(h.Name, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.ino, target, b.ino))
+		a, _ := StatOf(fi)
+		b, _ := StatOf(tfi)
+		o.mismatch(h.Name, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.Ino, target, b.Ino))
 		return
 	}
-	st, _ := statOf(tfi)
-	rec := o.inodes[st.ino]
+	st, _ := StatOf(tfi)
+	rec := o.inodes[st.Ino]
 	if rec == nil {
 		return
 	}
@@ -371,7 +367,7 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 	if tfi.Mode()&fs.ModeSymlink == 0 {
 		rec.mode = ha.mode
 	}
-	rec.uid, rec.gid = ha.uid, ha.gid
+	rec.UID, rec.GID = ha.UID, ha.GID
 	for k, v := range ha.xattrs {
 		rec.xattrs[k] = v
 	}
@@ -382,20 +378,20 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 // filesystem's own trusted.overlay.*/user.overlay.* markers are not part of
 // the layer.
 func (o *diskObserver) compareXattrs(a *attrs) {
-	if !o.a.xattrOK {
+	if !o.env.XattrOK {
 		return
 	}
 	r, base, err := o.lookup(a.clean)
 	var got map[string]string
 	if err == nil {
-		got, err = xattrs(r, base)
+		got, err = Xattrs(r, base)
 	}
 	if err != nil {
-		o.a.problem(o.subject(a.name), "%v", err)
+		o.env.problem(o.subject(a.name), "%v", err)
 		return
 	}
 	for k := range got {
-		if ignoredXattr(k) || (strings.HasPrefix(k, "trusted.") && !o.a.privileged) {
+		if ignoredXattr(k) || (strings.HasPrefix(k, "trusted.") && !o.env.Privileged) {
 			delete(got, k)
 		}
 	}
@@ -422,7 +418,7 @@ func ignoredXattr(k string) bool {
 
 // hasOpaque reports whether a directory carries overlayfs's opaque marker.
 func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
-	x, err := xattrs(r, name)
+	x, err := Xattrs(r, name)
 	if err != nil {
 		return false, err
 	}
@@ -431,7 +427,7 @@ func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
 
 // checkOpaque: overlay2 marks a .wh..wh..opq directory with an xattr.
 func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
-	if !o.a.xattrOK {
+	if !o.env.XattrOK {
 		return
 	}
 	r, base, err := o.lookup(dir)
@@ -444,13 +440,13 @@ func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		o.add(finding(Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
+		o.add(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
 	case err != nil:
-		o.a.problem(o.subject(h.Name), "%v", err)
-	case !ok && o.a.privileged:
-		o.add(with(finding(Whiteout, o.subject(h.Name), "the directory the tar marks opaque has no opaque marker on disk; lower layers show through it"), "trusted.overlay.opaque=y on "+dir, "absent"))
+		o.env.problem(o.subject(h.Name), "%v", err)
+	case !ok && o.env.Privileged:
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the directory the tar marks opaque has no opaque marker on disk; lower layers show through it"), "trusted.overlay.opaque=y on "+dir, "absent"))
 	case !ok:
-		o.a.notPrivileged()
+		o.env.notPrivileged()
 	}
 }
 
@@ -460,26 +456,26 @@ func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
 	fi, err := o.lstat(target)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is missing; the lower layers' file shows through", target), "0/0 character device", "absent"))
+			o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the whiteout of %q is missing; the lower layers' file shows through", target), "0/0 character device", "absent"))
 		} else if escapes(err) {
-			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+			o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
 		} else {
-			o.a.problem(o.subject(h.Name), "lstat: %v", err)
+			o.env.problem(o.subject(h.Name), "lstat: %v", err)
 		}
 		return
 	}
-	st, _ := statOf(fi)
-	if fi.Mode()&fs.ModeCharDevice == 0 || st.major != 0 || st.minor != 0 {
+	st, _ := StatOf(fi)
+	if fi.Mode()&fs.ModeCharDevice == 0 || st.Major != 0 || st.Minor != 0 {
 		got := typeName(fi.Mode())
 		if fi.Mode()&fs.ModeCharDevice != 0 {
-			got = fmt.Sprintf("character device %d,%d", st.major, st.minor)
+			got = fmt.Sprintf("character device %d,%d", st.Major, st.Minor)
 		}
-		o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is not a 0/0 character device", target), "0/0 character device", got))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the whiteout of %q is not a 0/0 character device", target), "0/0 character device", got))
 		return
 	}
-	if st.uid != h.Uid+o.a.uidOff || st.gid != h.Gid+o.a.gidOff {
-		o.add(with(finding(LstatMismatch, o.subject(h.Name), "owner of the whiteout device differs from the tar header"),
-			fmt.Sprintf("%d:%d", h.Uid+o.a.uidOff, h.Gid+o.a.gidOff), fmt.Sprintf("%d:%d", st.uid, st.gid)))
+	if st.UID != o.l.uid(h.Uid) || st.GID != o.l.gid(h.Gid) {
+		o.add(with(finding(o.env.Checks.Lstat, o.subject(h.Name), "owner of the whiteout device differs from the tar header"),
+			fmt.Sprintf("%d:%d", o.l.uid(h.Uid), o.l.gid(h.Gid)), fmt.Sprintf("%d:%d", st.UID, st.GID)))
 	}
 }
 
@@ -562,7 +558,7 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			if p == "." {
 				return err
 			}
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
 			return nil
 		}
 		fi, err := d.Info()
@@ -570,29 +566,29 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed while walking (live host)
 			}
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "lstat: %v", err)
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "lstat: %v", err)
 			return nil
 		}
-		st, _ := statOf(fi)
+		st, _ := StatOf(fi)
 		if p == "." {
-			rootDev = st.dev
-			if o.a.drv.overlayWhiteouts {
+			rootDev = st.Dev
+			if o.env.Layout.OverlayWhiteouts {
 				o.walkOpaque(".", ".")
 			}
 			return nil
 		}
-		if st.dev != rootDev {
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
+		if st.Dev != rootDev {
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
 			if fi.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
 		if !fi.IsDir() && fi.Size() > 0 {
-			if st.nlink <= 1 || !inodes[st.ino] {
+			if st.Nlink <= 1 || !inodes[st.Ino] {
 				res.dirSize += fi.Size()
-				if st.nlink > 1 {
-					inodes[st.ino] = true
+				if st.Nlink > 1 {
+					inodes[st.Ino] = true
 				}
 			}
 		}
@@ -609,15 +605,15 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			o.compareInherited(tree, p, n, fi, st)
 		}
 		if !n.explicit && !fi.IsDir() {
-			o.add(with(finding(LstatMismatch, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
+			o.add(with(finding(o.env.Checks.Lstat, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
 		}
-		if fi.IsDir() && o.a.drv.overlayWhiteouts {
+		if fi.IsDir() && o.env.Layout.OverlayWhiteouts {
 			o.walkOpaque(p, p)
 		}
 		return nil
 	})
 	if err != nil {
-		o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel}, "walking the layer directory: %v", err)
+		o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel}, "walking the layer directory: %v", err)
 		return res
 	}
 	res.done = true
@@ -633,7 +629,7 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 // leaves the link on the old inode). Not compared: xattrs, which vfs does not
 // copy (it keeps only security.capability), and the mode and owner of files
 // with several links, which a later hardlink header may have set.
-func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st statT) {
+func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st Stat) {
 	h := n.lower
 	from := n.layer + 1
 	if h.Typeflag == tar.TypeLink {
@@ -675,16 +671,16 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		}
 		switch {
 		case err != nil:
-			o.a.problem(o.subject(p), "readlink: %v", err)
+			o.env.problem(o.subject(p), "readlink: %v", err)
 		case target != h.Linkname:
 			o.mismatchFrom(from, p, "symlink target", h.Linkname, target)
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if st.major != h.Devmajor || st.minor != h.Devminor {
-			o.mismatchFrom(from, p, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		if st.Major != h.Devmajor || st.Minor != h.Devminor {
+			o.mismatchFrom(from, p, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.Major, st.Minor))
 		}
 	}
-	if !fi.IsDir() && st.nlink > 1 {
+	if !fi.IsDir() && st.Nlink > 1 {
 		return
 	}
 	a := o.headerAttrs(h, p)
@@ -693,35 +689,35 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 }
 
 // extra reports a path on disk the tree does not have.
-func (o *diskObserver) extra(p string, fi fs.FileInfo, st statT, whitedOut bool) {
+func (o *diskObserver) extra(p string, fi fs.FileInfo, st Stat, whitedOut bool) {
 	what := typeName(fi.Mode())
 	if fi.Mode().IsRegular() {
 		what += fmt.Sprintf(", %d bytes", fi.Size())
 	}
 	switch {
 	case whitedOut:
-		o.add(with(finding(Whiteout, o.subject(p), "the layer's tar whites this path out, yet it is present"), "absent", what))
-	case o.a.drv.overlayWhiteouts && fi.Mode()&fs.ModeCharDevice != 0 && st.major == 0 && st.minor == 0:
-		o.add(with(finding(Whiteout, o.subject(p), "a whiteout device the layer's tar does not have hides the lower layers' file"), "absent", "0/0 character device"))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(p), "the layer's tar whites this path out, yet it is present"), "absent", what))
+	case o.env.Layout.OverlayWhiteouts && fi.Mode()&fs.ModeCharDevice != 0 && st.Major == 0 && st.Minor == 0:
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(p), "a whiteout device the layer's tar does not have hides the lower layers' file"), "absent", "0/0 character device"))
 	default:
-		o.add(with(finding(ExtraFile, o.subject(p), "the layer directory holds an entry its tar does not have (Docker's diffID check cannot see it)"), "absent", what))
+		o.add(with(finding(o.env.Checks.ExtraFile, o.subject(p), "the layer directory holds an entry its tar does not have (%s's diffID check cannot see it)", o.env.product()), "absent", what))
 	}
 }
 
 // walkOpaque reports an opaque marker on a directory the tar does not mark opaque.
 func (o *diskObserver) walkOpaque(dir, entry string) {
-	if !o.a.xattrOK || o.opaque[dir] {
+	if !o.env.XattrOK || o.opaque[dir] {
 		return
 	}
 	ok, err := o.hasOpaque(o.root, dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			o.a.problem(o.subject(entry), "%v", err)
+			o.env.problem(o.subject(entry), "%v", err)
 		}
 		return
 	}
 	if ok {
-		o.add(with(finding(Whiteout, o.subject(entry), "an opaque marker the layer's tar does not have hides the lower layers' directory contents"), "no opaque marker", "overlay opaque xattr y"))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(entry), "an opaque marker the layer's tar does not have hides the lower layers' directory contents"), "no opaque marker", "overlay opaque xattr y"))
 	}
 }
 
@@ -732,7 +728,7 @@ func (o *diskObserver) reportUnseen(tree *pathTree, self int) {
 		if n.layer == self {
 			return
 		}
-		o.add(with(finding(LayerMissingFile, o.subject(p), "a %s inherited from a lower layer is not in the layer directory (the layer's rootfs is incomplete)", tarTypeName(n.kind)), tarTypeName(n.kind), "absent"))
+		o.add(with(finding(o.env.Checks.MissingFile, o.subject(p), "a %s inherited from a lower layer is not in the layer directory (the layer's rootfs is incomplete)", tarTypeName(n.kind)), tarTypeName(n.kind), "absent"))
 	})
 }
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package docker
+package diskcheck
 
 import (
 	"errors"
@@ -11,10 +11,10 @@ import (
 // The audit runs on Linux only (Open refuses other systems); these stubs keep
 // the package building elsewhere.
 
-func statOf(fs.FileInfo) (statT, bool) { return statT{}, false }
+func StatOf(fs.FileInfo) (Stat, bool) { return Stat{}, false }
 
-func xattrs(*os.Root, string) (map[string]string, error) {
+func Xattrs(*os.Root, string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
 
-func procUsable() bool { return false }
+func ProcUsable() bool { return false }
