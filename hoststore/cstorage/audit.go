@@ -16,7 +16,6 @@ import (
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 )
 
 // audit is one run of Store.Audit.
@@ -216,22 +215,7 @@ func (a *audit) runContent(ctx context.Context) error {
 		}
 	}
 	sort.SliceStable(todo, func(i, j int) bool { return size(todo[i]) > size(todo[j]) })
-	jobs := a.s.opts.Jobs
-	if jobs <= 0 {
-		jobs = 1
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for _, l := range todo {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return a.checkContent(gctx, l) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return diskcheck.Parallel(ctx, a.s.opts.Jobs, todo, a.checkContent)
 }
 
 func size(l *layerRec) int64 {
@@ -617,7 +601,7 @@ func (a *audit) checkOverlay() {
 		return
 	}
 	// Every l/ symlink points at a layer's diff/.
-	ents, err := readDir(m.r, "overlay/l")
+	ents, err := diskcheck.ReadDir(m.r, "overlay/l", "overlay/l")
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.b.Problem(report.Subject{Path: "overlay/l"}, "%v", err)
@@ -641,25 +625,6 @@ func (a *audit) checkOverlay() {
 			a.add(with(finding(CSOverlayLink, report.Subject{Path: rel}, "an l/ symlink points at a layer directory that does not exist (dangling)"), "overlay/"+id+"/diff", "absent"))
 		}
 	}
-}
-
-// readDir lists a directory inside the root, sorted by name.
-func readDir(r *os.Root, rel string) ([]fs.DirEntry, error) {
-	fi, err := r.Lstat(rel)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory (%s)", rel, diskcheck.TypeName(fi.Mode()))
-	}
-	f, err := r.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	return ents, err
 }
 
 // dropChanged forgets the findings of layers and images whose records
@@ -708,7 +673,7 @@ func (a *audit) checkOrphans(fresh *model) {
 	a.orphanDirs(a.s.driver+"-images", knownImage, "an image big-data directory that no image record names", hint)
 	a.orphanDirs(a.s.driver+"-layers", knownLayer, "a layer big-data directory that no layer record names", hint)
 	dir := a.s.driver + "-layers"
-	ents, err := readDir(m.r, dir)
+	ents, err := diskcheck.ReadDir(m.r, dir, dir)
 	if err != nil {
 		return
 	}
@@ -726,7 +691,7 @@ func (a *audit) checkOrphans(fresh *model) {
 }
 
 func (a *audit) orphanDirs(dir string, known func(string) bool, what, hint string) {
-	ents, err := readDir(a.m.r, dir)
+	ents, err := diskcheck.ReadDir(a.m.r, dir, dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.b.Problem(report.Subject{Path: dir}, "%v", err)

@@ -92,7 +92,7 @@ func TestClean(t *testing.T) {
 					}
 				}
 			}
-			if d := diff(before, storetest.TreeHash(t, s.Root)); d != "" {
+			if d := storetest.Diff(before, storetest.TreeHash(t, s.Root)); d != "" {
 				t.Errorf("the audit changed the store:\n%s", d)
 			}
 		})
@@ -333,7 +333,7 @@ func TestCorruptions(t *testing.T) {
 						t.Errorf("unexpected %s finding; got %v", g, findings(rep))
 					}
 				}
-				if d := diff(before, storetest.TreeHash(t, s.Root)); d != "" {
+				if d := storetest.Diff(before, storetest.TreeHash(t, s.Root)); d != "" {
 					t.Errorf("the audit changed the store:\n%s", d)
 				}
 			})
@@ -374,27 +374,4 @@ func containsCheck(list []report.Check, c report.Check) bool {
 		}
 	}
 	return false
-}
-
-func diff(a, b []string) string {
-	if strings.Join(a, "\n") == strings.Join(b, "\n") {
-		return ""
-	}
-	in := map[string]int{}
-	for _, x := range a {
-		in[x]++
-	}
-	for _, x := range b {
-		in[x]--
-	}
-	var out []string
-	for k, v := range in {
-		if v > 0 {
-			out = append(out, "- "+k)
-		} else if v < 0 {
-			out = append(out, "+ "+k)
-		}
-	}
-	sort.Strings(out)
-	return strings.Join(out, "\n")
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"syscall"
 
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
@@ -223,14 +222,7 @@ func (rec *records) changed(r *os.Root) bool {
 	return false
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return diskcheck.SortedKeys(m) }
 
 // toHost maps a container ID to the host through a uidmap or gidmap
 // (idtools RawToHost); an ID outside every range is returned unchanged.

@@ -10,7 +10,6 @@ import (
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 )
 
 // contentResult is what the rebuild of one layer measured.
@@ -31,22 +30,7 @@ func (a *audit) runContent(ctx context.Context) error {
 	}
 	// Largest first, so the long ones do not start last.
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].size > todo[j].size })
-	jobs := a.s.opts.Jobs
-	if jobs <= 0 {
-		jobs = 1
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for _, l := range todo {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return a.checkContent(gctx, l) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return diskcheck.Parallel(ctx, a.s.opts.Jobs, todo, a.checkContent)
 }
 
 // checkContent rebuilds a layer's tar stream from tar-split.json.gz and the

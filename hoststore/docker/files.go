@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
@@ -67,24 +66,7 @@ func (a *audit) openRegular(rel string) (*os.File, error) {
 // directory gives no entries and an error matching fs.ErrNotExist.
 func (a *audit) readDir(rel string) ([]fs.DirEntry, error) {
 	r, p := a.rootFor(rel)
-	fi, err := r.Lstat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory (%s)", rel, typeName(fi.Mode()))
-	}
-	f, err := r.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	if err != nil {
-		return ents, fmt.Errorf("listing %s: %w", rel, err)
-	}
-	return ents, nil
+	return diskcheck.ReadDir(r, p, rel)
 }
 
 // exists reports whether rel exists (without following a final symlink).

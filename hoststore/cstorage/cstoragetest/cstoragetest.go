@@ -1,22 +1,6 @@
-// Package cstoragetest lays out containers-storage graph roots (podman,
-// buildah, CRI-O) for tests, in the formats containers/storage writes
-// (FORMATS.md section 7): <driver>-layers/layers.json and
-// <id>.tar-split.gz (tar-split's own disassembler over the layer tar),
-// <driver>-images/images.json with the big data under =base64 file names
-// (config, manifest, manifest-<digest>), <driver>-containers/containers.json
-// with a container layer, the overlay driver's diff/, link, lower, work,
-// merged, empty and l/ symlinks, vfs's full rootfs per layer, and the lock
-// files podman keeps (which the audit must never touch).
-//
-// It is written independently of the reader (package cstorage imports
-// nothing of it; it imports nothing of package cstorage), so a reader bug is
-// not mirrored in its input; layer tars and unpacking are dockertest's.
-// Imported only by tests.
 package cstoragetest
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"io/fs"
@@ -179,7 +163,7 @@ func (s *Store) addLayer(t testing.TB, key, parent string, entries []dockertest.
 	t.Helper()
 	tarBytes := dockertest.MakeTar(t, entries)
 	l := &Layer{Key: key, Tar: tarBytes, DiffID: digest.FromBytes(tarBytes), Link: linkOf(key), UIDMap: uidmap}
-	l.Blob = gz(t, tarBytes)
+	l.Blob = dockertest.Gzip(t, tarBytes)
 	l.Digest = digest.FromBytes(l.Blob)
 	l.ID, l.ChainID = l.DiffID.Encoded(), l.DiffID
 	if parent != "" {
@@ -299,15 +283,6 @@ func (s *Store) addImage(t testing.TB, key string, names []string, layerKeys []s
 		rec["names-history"] = names
 	}
 	return rec
-}
-
-func gz(t testing.TB, b []byte) []byte {
-	var out bytes.Buffer
-	w := gzip.NewWriter(&out)
-	_, err := w.Write(b)
-	must(t, err)
-	must(t, w.Close())
-	return out.Bytes()
 }
 
 func mustJSON(t testing.TB, v any) []byte {

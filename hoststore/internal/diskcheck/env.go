@@ -1,6 +1,7 @@
 package diskcheck
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/layercheck/layercheck/report"
+	"golang.org/x/sync/errgroup"
 )
 
 // Checks are the check IDs a store's audit files the comparison's findings
@@ -162,7 +164,8 @@ func (l *FindingList) All() []report.Finding {
 // Len is the number of findings held (not counting those over the limit).
 func (l *FindingList) Len() int { return len(l.list) }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns the keys of m, sorted.
+func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -292,4 +295,50 @@ func DuSize(root *os.Root, start string) int64 {
 		return nil
 	})
 	return total
+}
+
+func sortedKeys[V any](m map[string]V) []string { return SortedKeys(m) }
+
+// ReadDir lists the directory p inside r, sorted by name; name names it in
+// errors. A missing directory gives an error matching fs.ErrNotExist, a
+// symlink or file in its place is refused.
+func ReadDir(r *os.Root, p, name string) ([]fs.DirEntry, error) {
+	fi, err := r.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory (%s)", name, TypeName(fi.Mode()))
+	}
+	f, err := r.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	if err != nil {
+		return ents, fmt.Errorf("listing %s: %w", name, err)
+	}
+	return ents, nil
+}
+
+// Parallel runs fn on every item, jobs at a time (0: 1), and stops at the
+// first error (cancellation): the layer pool of the store audits.
+func Parallel[T any](ctx context.Context, jobs int, items []T, fn func(context.Context, T) error) error {
+	if jobs <= 0 {
+		jobs = 1
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, it := range items {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, it) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
