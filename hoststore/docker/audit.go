@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
 
+	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
@@ -25,13 +24,8 @@ type audit struct {
 	maxPer  int
 	uidOff  int
 	gidOff  int
-	// privileged: running as root, so trusted.* xattrs (overlay whiteout
-	// markers) are visible.
-	privileged bool
-	// xattrOK: /proc/self/fd resolves descriptors, so xattrs can be listed
-	// without opening files.
-	xattrOK    bool
-	unprivOnce sync.Once
+	// env configures the comparison of layer directories with their tars.
+	env *diskcheck.Env
 
 	images     map[string]*imageRec // by image ID hex
 	layers     map[string]*layerRec // by chainID hex (directory name)
@@ -58,11 +52,23 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 		maxPer:  s.opts.MaxFindingsPerCheck,
 		images:  map[string]*imageRec{}, layers: map[string]*layerRec{},
 		mounts: map[string]*mountRec{}, containers: map[string]*containerRec{},
-		links:      map[string]string{},
-		full:       len(s.opts.Images) == 0,
-		scope:      map[*layerRec]bool{},
-		privileged: os.Geteuid() == 0,
-		xattrOK:    procUsable(),
+		links: map[string]string{},
+		full:  len(s.opts.Images) == 0,
+		scope: map[*layerRec]bool{},
+	}
+	a.env = &diskcheck.Env{
+		Checks: diskcheck.Checks{
+			FileCRC: FileCRC, MissingFile: LayerMissingFile, UnsafePath: UnsafePath, TarSplit: TarSplit,
+			NotReproducible: TarSplitNotReproducible, LayerTar: LayerTar, Lstat: LstatMismatch,
+			Whiteout: Whiteout, ExtraFile: ExtraFile,
+		},
+		Layout:     diskcheck.Layout{Overlay: a.drv.overlay, OverlayWhiteouts: a.drv.overlayWhiteouts, FullRoot: a.drv.fullRoot},
+		Product:    "Docker",
+		MaxPer:     a.maxPer,
+		Privileged: os.Geteuid() == 0,
+		XattrOK:    diskcheck.ProcUsable(),
+		Problem:    a.problem,
+		DriverDir:  a.drv.dirRel,
 	}
 	if a.maxFile <= 0 {
 		a.maxFile = 16 << 20
@@ -74,7 +80,7 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 		a.drvRoot = r
 	}
 	a.uidOff, a.gidOff = userns(s.root)
-	if !a.xattrOK {
+	if !a.env.XattrOK {
 		a.problem(report.Subject{}, "/proc/self/fd is not available: xattrs were not compared")
 	}
 	return a, nil
@@ -122,9 +128,11 @@ func (a *audit) run(ctx context.Context) error {
 
 // finding builds a finding with the check's default severity.
 func finding(check report.Check, subj report.Subject, msg string, args ...any) report.Finding {
-	ci, _ := report.Lookup(check)
-	return report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: fmt.Sprintf(msg, args...)}
+	return diskcheck.Finding(check, subj, msg, args...)
 }
+
+// findingList collects the findings of one image or layer.
+type findingList = diskcheck.FindingList
 
 // add records a store-level finding (one that names no image or layer).
 func (a *audit) add(f report.Finding) { a.b.Add(f) }
@@ -135,67 +143,12 @@ func (a *audit) problem(subj report.Subject, format string, args ...any) {
 }
 
 // with sets expected and actual values.
-func with(f report.Finding, want, got string) report.Finding {
-	f.Expected, f.Actual = want, got
-	return f
-}
+func with(f report.Finding, want, got string) report.Finding { return diskcheck.With(f, want, got) }
 
 // sev overrides the severity.
 func sev(f report.Finding, s report.Severity) report.Finding {
 	f.Severity = s
 	return f
-}
-
-// findingList collects the findings of one image or layer: duplicates (same
-// check, entry and message) are dropped, and past max findings of one check
-// the rest are only counted.
-type findingList struct {
-	list    []report.Finding
-	perKind map[report.Check]int
-	seen    map[string]bool
-	over    map[report.Check]*report.Finding
-	overN   map[report.Check]int
-}
-
-func (l *findingList) add(max int, f report.Finding) {
-	if l.seen == nil {
-		l.seen, l.perKind = map[string]bool{}, map[report.Check]int{}
-		l.over, l.overN = map[report.Check]*report.Finding{}, map[report.Check]int{}
-	}
-	key := string(f.Check) + "\x00" + f.Subject.Entry + "\x00" + f.Subject.Path + "\x00" + f.Message
-	if l.seen[key] {
-		return
-	}
-	l.seen[key] = true
-	if l.perKind[f.Check] >= max {
-		l.overN[f.Check]++
-		if l.over[f.Check] == nil || f.Severity > l.over[f.Check].Severity {
-			c := f
-			l.over[f.Check] = &c
-		}
-		return
-	}
-	l.perKind[f.Check]++
-	l.list = append(l.list, f)
-}
-
-// all returns the findings, with one summary finding per check that went
-// over the limit.
-func (l *findingList) all() []report.Finding {
-	out := append([]report.Finding(nil), l.list...)
-	checks := make([]string, 0, len(l.over))
-	for c := range l.over {
-		checks = append(checks, string(c))
-	}
-	sort.Strings(checks)
-	for _, c := range checks {
-		f := *l.over[report.Check(c)]
-		f.Subject.Entry = ""
-		f.Expected, f.Actual = "", ""
-		f.Message = fmt.Sprintf("%d more %s findings here (only the first %d are listed)", l.overN[report.Check(c)], c, l.perKind[report.Check(c)])
-		out = append(out, f)
-	}
-	return out
 }
 
 // emit writes the selected images, with their layers and the findings of
@@ -204,7 +157,7 @@ func (a *audit) emit() {
 	reported := map[*layerRec]bool{}
 	for _, img := range a.selected {
 		ri := report.Image{Name: img.name, Tags: img.refs, Platform: img.platform, ConfigDigest: img.id.String()}
-		for _, f := range img.fs.all() {
+		for _, f := range img.fs.All() {
 			f.Subject.Image = img.name
 			a.b.Add(f)
 		}
@@ -225,7 +178,7 @@ func (a *audit) emit() {
 					rl.DiffID = l.res.diffID.String()
 					rl.Size, rl.TarSize, rl.Entries = l.res.tarSize, l.res.tarSize, l.res.entries
 				}
-				for _, f := range l.fs.all() {
+				for _, f := range l.fs.All() {
 					f.Subject.Image = img.name
 					f.Subject.Layer = report.LayerIndex(i)
 					a.b.Add(f)
@@ -243,7 +196,7 @@ func (a *audit) emit() {
 		if reported[l] || (!a.full && !a.scope[l]) {
 			continue
 		}
-		a.b.Add(l.fs.all()...)
+		a.b.Add(l.fs.All()...)
 	}
 }
 

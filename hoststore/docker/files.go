@@ -1,15 +1,11 @@
 package docker
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	digest "github.com/opencontainers/go-digest"
@@ -17,10 +13,10 @@ import (
 
 // errNotRegular: a metadata path is not a regular file (a directory, a
 // symlink, a FIFO or a device).
-var errNotRegular = errors.New("not a regular file")
+var errNotRegular = diskcheck.ErrNotRegular
 
 // errTooLarge: a metadata file exceeds Options.MaxFileSize.
-var errTooLarge = errors.New("file too large")
+var errTooLarge = diskcheck.ErrTooLarge
 
 // rootFor returns the root rel is resolved in and rel inside it. Paths under
 // the graph driver's directory go through its own root, so a driver
@@ -53,19 +49,8 @@ func (a *audit) readlink(rel string) (string, error) {
 // readFile reads a regular file inside the data root, at most max bytes. A
 // symlink, FIFO or device in its place is refused, never followed or opened.
 func (a *audit) readFile(rel string, max int64) ([]byte, error) {
-	f, err := a.openRegular(rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", rel, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: %w (over %d bytes)", rel, errTooLarge, max)
-	}
-	return data, nil
+	r, p := a.rootFor(rel)
+	return diskcheck.ReadRegular(r, p, max)
 }
 
 // openRegular opens a regular file inside the data root read-only. The path
@@ -74,50 +59,14 @@ func (a *audit) readFile(rel string, max int64) ([]byte, error) {
 // meantime from blocking, and the opened file is checked again.
 func (a *audit) openRegular(rel string) (*os.File, error) {
 	r, p := a.rootFor(rel)
-	fi, err := r.Lstat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", rel, errNotRegular, typeName(fi.Mode()))
-	}
-	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi2, err := f.Stat()
-	if err != nil || !fi2.Mode().IsRegular() || !os.SameFile(fi, fi2) {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("%s: %w (changed while opening)", rel, errNotRegular)
-		}
-		return nil, err
-	}
-	return f, nil
+	return diskcheck.OpenRegular(r, p)
 }
 
 // readDir lists a directory inside the data root, sorted by name. A missing
 // directory gives no entries and an error matching fs.ErrNotExist.
 func (a *audit) readDir(rel string) ([]fs.DirEntry, error) {
 	r, p := a.rootFor(rel)
-	fi, err := r.Lstat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory (%s)", rel, typeName(fi.Mode()))
-	}
-	f, err := r.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	if err != nil {
-		return ents, fmt.Errorf("listing %s: %w", rel, err)
-	}
-	return ents, nil
+	return diskcheck.ReadDir(r, p, rel)
 }
 
 // exists reports whether rel exists (without following a final symlink).
@@ -183,18 +132,7 @@ func quoteValue(b []byte) string {
 }
 
 // typeName names a file type for messages.
-var typeName = diskcheck.TypeName
+func typeName(m fs.FileMode) string { return diskcheck.TypeName(m) }
 
 // humanSize renders a byte count: "12.3 MiB (12897484 bytes)".
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
-}
+func humanSize(n int64) string { return diskcheck.HumanSize(n) }

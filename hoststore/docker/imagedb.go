@@ -61,14 +61,14 @@ func (a *audit) loadImages() {
 		data, err := a.readFile(rel, a.maxFile)
 		if err != nil {
 			if errors.Is(err, errNotRegular) {
-				img.fs.add(a.maxPer, finding(ImagedbDigest, img.subject(), "image config is not a regular file: %v", err))
+				img.fs.Add(a.maxPer, finding(ImagedbDigest, img.subject(), "image config is not a regular file: %v", err))
 			} else {
 				a.problem(img.subject(), "reading image config: %v", err)
 			}
 			continue
 		}
 		if got := digest.FromBytes(data); got != img.id {
-			img.fs.add(a.maxPer, with(finding(ImagedbDigest, img.subject(),
+			img.fs.Add(a.maxPer, with(finding(ImagedbDigest, img.subject(),
 				"image config does not hash to its name; Docker refuses the image (\"failed to verify\")"), img.id.String(), got.String()))
 		}
 		a.parseConfig(img, data)
@@ -79,22 +79,22 @@ func (a *audit) loadImages() {
 func (a *audit) parseConfig(img *imageRec, data []byte) {
 	var cfg imageConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		img.fs.add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config is not valid JSON: %v", err))
+		img.fs.Add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config is not valid JSON: %v", err))
 		return
 	}
 	img.platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	if cfg.RootFS == nil {
-		img.fs.add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config has no rootfs"))
+		img.fs.Add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config has no rootfs"))
 		return
 	}
 	if cfg.RootFS.Type != "layers" {
-		img.fs.add(a.maxPer, with(finding(ImagedbConfig, img.subject(), "rootfs.type is not \"layers\""), "layers", cfg.RootFS.Type))
+		img.fs.Add(a.maxPer, with(finding(ImagedbConfig, img.subject(), "rootfs.type is not \"layers\""), "layers", cfg.RootFS.Type))
 		return
 	}
 	for i, s := range cfg.RootFS.DiffIDs {
 		d, err := digest.Parse(s)
 		if err != nil || d.Algorithm() != digest.SHA256 {
-			img.fs.add(a.maxPer, with(finding(ImagedbConfig, img.subject(), "rootfs.diff_ids[%d] is not a sha256 digest", i), "sha256:<64 hex>", s))
+			img.fs.Add(a.maxPer, with(finding(ImagedbConfig, img.subject(), "rootfs.diff_ids[%d] is not a sha256 digest", i), "sha256:<64 hex>", s))
 			return
 		}
 		img.diffIDs = append(img.diffIDs, d)
@@ -110,10 +110,10 @@ func (a *audit) parseConfig(img *imageRec, data []byte) {
 		}
 		switch {
 		case nonEmpty > len(img.diffIDs):
-			img.fs.add(a.maxPer, with(finding(ImagedbHistory, img.subject(),
+			img.fs.Add(a.maxPer, with(finding(ImagedbHistory, img.subject(),
 				"more non-empty history entries than diff_ids; Docker refuses such a config"), fmt.Sprintf("at most %d", len(img.diffIDs)), fmt.Sprint(nonEmpty)))
 		case nonEmpty < len(img.diffIDs):
-			img.fs.add(a.maxPer, sev(with(finding(ImagedbHistory, img.subject(),
+			img.fs.Add(a.maxPer, sev(with(finding(ImagedbHistory, img.subject(),
 				"fewer non-empty history entries than diff_ids (Docker accepts it)"), fmt.Sprint(len(img.diffIDs)), fmt.Sprint(nonEmpty)), report.Info))
 		}
 	}
@@ -156,16 +156,16 @@ func (a *audit) loadImageMetadata() {
 			case "lastUpdated":
 				b, err := a.readFile(frel, 1024)
 				if err != nil {
-					img.fs.add(a.maxPer, finding(ImagedbMetadata, subj, "lastUpdated unreadable: %v", err))
+					img.fs.Add(a.maxPer, finding(ImagedbMetadata, subj, "lastUpdated unreadable: %v", err))
 				} else if _, perr := time.Parse(time.RFC3339Nano, string(b)); perr != nil {
-					img.fs.add(a.maxPer, with(finding(ImagedbMetadata, subj, "lastUpdated is not an RFC 3339 time"), "e.g. 2026-11-22T10:06:22.247160849Z", quoteValue(b)))
+					img.fs.Add(a.maxPer, with(finding(ImagedbMetadata, subj, "lastUpdated is not an RFC 3339 time"), "e.g. 2026-11-22T10:06:22.247160849Z", quoteValue(b)))
 				}
 			case "builtLocally":
 				b, err := a.readFile(frel, 1024)
 				if err != nil {
-					img.fs.add(a.maxPer, finding(ImagedbMetadata, subj, "builtLocally unreadable: %v", err))
+					img.fs.Add(a.maxPer, finding(ImagedbMetadata, subj, "builtLocally unreadable: %v", err))
 				} else if !bytes.Equal(b, []byte{1}) {
-					img.fs.add(a.maxPer, with(finding(ImagedbMetadata, subj, "builtLocally is not the single byte 0x01"), `"\x01"`, quoteValue(b)))
+					img.fs.Add(a.maxPer, with(finding(ImagedbMetadata, subj, "builtLocally is not the single byte 0x01"), `"\x01"`, quoteValue(b)))
 				}
 			default:
 				if strings.HasPrefix(f.Name(), ".tmp-") {
@@ -180,20 +180,20 @@ func (a *audit) checkImageParent(img *imageRec, rel string) {
 	subj := report.Subject{Digest: img.id.String(), Path: rel}
 	b, err := a.readFile(rel, 1024)
 	if err != nil {
-		img.fs.add(a.maxPer, finding(ImagedbMetadata, subj, "parent unreadable: %v", err))
+		img.fs.Add(a.maxPer, finding(ImagedbMetadata, subj, "parent unreadable: %v", err))
 		return
 	}
 	d, format := parseDigestFile(b)
 	switch format {
 	case formatBad:
-		img.fs.add(a.maxPer, with(finding(ImagedbMetadata, subj, "parent is not an image ID"), "sha256:<64 hex>, no newline", quoteValue(b)))
+		img.fs.Add(a.maxPer, with(finding(ImagedbMetadata, subj, "parent is not an image ID"), "sha256:<64 hex>, no newline", quoteValue(b)))
 		return
 	case formatWhitespace:
-		img.fs.add(a.maxPer, sev(with(finding(ImagedbMetadata, subj, "parent has whitespace Docker never writes"), d.String(), quoteValue(b)), report.Warning))
+		img.fs.Add(a.maxPer, sev(with(finding(ImagedbMetadata, subj, "parent has whitespace Docker never writes"), d.String(), quoteValue(b)), report.Warning))
 	}
 	parent := a.images[d.Encoded()]
 	if parent == nil {
-		img.fs.add(a.maxPer, with(finding(ImagedbParent, subj, "parent image is not stored (dangling parent)"), d.String(), "absent"))
+		img.fs.Add(a.maxPer, with(finding(ImagedbParent, subj, "parent image is not stored (dangling parent)"), d.String(), "absent"))
 		return
 	}
 	parent.children++
@@ -201,7 +201,7 @@ func (a *audit) checkImageParent(img *imageRec, rel string) {
 		return
 	}
 	if len(parent.diffIDs) > len(img.diffIDs) || !sameDigests(parent.diffIDs, img.diffIDs[:len(parent.diffIDs)]) {
-		img.fs.add(a.maxPer, finding(ImagedbParent, subj, "the parent image's diff_ids are not a prefix of this image's; a builder or commit parent always is"))
+		img.fs.Add(a.maxPer, finding(ImagedbParent, subj, "the parent image's diff_ids are not a prefix of this image's; a builder or commit parent always is"))
 	}
 }
 
@@ -424,7 +424,7 @@ func (a *audit) checkImages() {
 		for i, c := range img.chain {
 			l := a.layers[c.Encoded()]
 			if l == nil {
-				img.fs.add(a.maxPer, with(report.Finding{
+				img.fs.Add(a.maxPer, with(report.Finding{
 					Check: ImageLayerMissing, Severity: report.Error,
 					Subject: report.Subject{Layer: report.LayerIndex(i), Digest: c.String(), Path: a.imgRel + "/layerdb/sha256/" + c.Encoded()},
 					Message: "the image's layer is not in the layer store; Docker drops the image at start (\"not restoring image\")",
@@ -455,6 +455,6 @@ func (a *audit) checkDangling() {
 		if len(img.refs) > 0 || img.children > 0 || used[img.hex] {
 			continue
 		}
-		img.fs.add(a.maxPer, finding(ImageDangling, img.subject(), "untagged image that no other image builds on and no container uses (dangling); `docker image prune` removes dangling images"))
+		img.fs.Add(a.maxPer, finding(ImageDangling, img.subject(), "untagged image that no other image builds on and no container uses (dangling); `docker image prune` removes dangling images"))
 	}
 }

@@ -53,7 +53,7 @@ func (l *layerRec) subject(file string) report.Subject {
 	return report.Subject{Digest: l.chain.String(), Path: p}
 }
 
-func (a *audit) layerFinding(l *layerRec, f report.Finding) { l.fs.add(a.maxPer, f) }
+func (a *audit) layerFinding(l *layerRec, f report.Finding) { l.fs.Add(a.maxPer, f) }
 
 // loadLayers reads every layerdb/sha256 directory and the layerdb/tmp
 // leftovers [invariants 12, 23].

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 )
 
@@ -14,36 +15,8 @@ import (
 // non-directories with size > 0, each inode once. It does not cross into
 // other mounted filesystems (a container's merged/ view).
 func (a *audit) duSize(rel string) int64 {
-	var total int64
-	var dev uint64
-	inodes := map[uint64]bool{}
 	root, start := a.rootFor(rel)
-	_ = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, _ := statOf(fi)
-		if p == start {
-			dev = st.dev
-		} else if st.dev != dev {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.IsDir() && fi.Size() > 0 && (st.nlink <= 1 || !inodes[st.ino]) {
-			total += fi.Size()
-			if st.nlink > 1 {
-				inodes[st.ino] = true
-			}
-		}
-		return nil
-	})
-	return total
+	return diskcheck.DuSize(root, start)
 }
 
 // checkOrphans reports driver directories nothing references [invariants 17, 29].
@@ -252,11 +225,4 @@ func (a *audit) checkImageRootLeftovers() {
 			a.add(finding(Leftover, report.Subject{Path: a.imgRel + "/" + e.Name()}, "temporary file of an interrupted write (repositories.json); Docker ignores it"))
 		}
 	}
-}
-
-// notPrivileged notes once that trusted.* xattrs could not be seen.
-func (a *audit) notPrivileged() {
-	a.unprivOnce.Do(func() {
-		a.problem(report.Subject{Path: a.drv.dirRel}, "not running as root: trusted.* xattrs (overlay2's opaque markers) are invisible, so opaque directories were not checked")
-	})
 }

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
 )
@@ -229,11 +229,4 @@ func userns(root string) (uid, gid int) {
 	return u, g
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return diskcheck.SortedKeys(m) }

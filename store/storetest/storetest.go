@@ -251,6 +251,10 @@ func containsCheck(list []report.Check, c report.Check) bool {
 	return false
 }
 
+// Diff lists the lines of two TreeHash results that differ ("- " only in
+// a, "+ " only in b); "" when they are equal.
+func Diff(a, b []string) string { return diff(a, b) }
+
 func diff(a, b []string) string {
 	in := map[string]int{}
 	for _, x := range a {

@@ -847,3 +847,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Unpack applies a layer tar to dst as a graph driver does and returns the
+// sum of the header sizes: overlay whiteouts (0/0 character devices,
+// trusted.overlay.opaque) when overlay is set, else deletions as on a full
+// rootfs (vfs). Other stores' builders (cstoragetest) use it.
+func Unpack(t testing.TB, dst string, tarBytes []byte, overlay bool) int64 {
+	t.Helper()
+	if overlay {
+		return unpack(t, dst, tarBytes, overlayWhiteouts)
+	}
+	return unpack(t, dst, tarBytes, applyWhiteouts)
+}
+
+// CopyTree copies a directory tree as vfs's CopyDir does (modes, owners,
+// xattrs, symlinks, devices, hardlinks kept).
+func CopyTree(t testing.TB, src, dst string) { copyTree(t, src, dst) }

@@ -1,7 +1,27 @@
-// Package diskcheck holds the pieces the host store audits share to compare
-// a tar entry with the file unpacked from it: lstat fields, xattrs read
-// without opening the file, tar type and mode names, path cleaning, and
-// overlayfs's whiteout and opaque conventions. It reads only; it knows no
-// store layout and makes no findings (hoststore/docker and
-// hoststore/containerd do).
+// Package diskcheck compares a layer's unpacked files with the layer's tar,
+// for every store backend that keeps layers unpacked: Docker's classic store
+// and containers-storage (graph driver directories plus a tar-split), and
+// containerd's snapshots.
+//
+// [Check] rebuilds the layer's stream from its tar-split and the directory
+// (tarsplit.Assemble, files read in place, never mounted), runs the engine's
+// single pass (verify.Pass) over it with an observer that compares every
+// header with lstat of the same path (type with the driver's whiteout
+// mapping, mode, owner through the layer's ID mapping, size, symlink target,
+// hardlink identity, device numbers, xattrs; never mtimes), then walks the
+// directory for entries the tar lacks: against the layer's own entries for
+// overlay layouts, against a replay of the whole chain's tar-splits for
+// full-rootfs layouts (vfs, btrfs, zfs). FORMATS.md sections 2.3-2.5 are the
+// reference.
+//
+// The pieces containerd's snapshot check shares are exported on their own
+// (diskcheck.go): lstat fields, xattrs read without opening the file, tar
+// type and mode names, path cleaning, and overlayfs's whiteout and opaque
+// conventions.
+//
+// It is not a store: it knows no metadata format, records nothing and
+// decides nothing about diffIDs or size files, which stay with each backend;
+// the check IDs its findings carry are the backend's ([Checks]). It also
+// holds the small read-only file helpers the backends share (OpenRegular,
+// ReadRegular, StatOf, Xattrs, DuSize).
 package diskcheck

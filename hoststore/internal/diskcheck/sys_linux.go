@@ -26,10 +26,9 @@ func StatOf(fi fs.FileInfo) (st Stat, ok bool) {
 	}, true
 }
 
-// Xattrs lists the extended attributes of name inside root without opening
+// xattrs lists the extended attributes of name inside root without opening
 // it for reading: an O_PATH descriptor (which never opens a device or blocks
 // on a FIFO) is resolved through /proc/self/fd. Symlinks are not followed.
-// A filesystem without xattrs gives nil.
 func Xattrs(root *os.Root, name string) (map[string]string, error) {
 	f, err := root.OpenFile(name, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
@@ -74,7 +73,7 @@ func Xattrs(root *os.Root, name string) (map[string]string, error) {
 	return out, nil
 }
 
-// ProcUsable reports whether /proc/self/fd resolves descriptors (needed by Xattrs).
+// ProcUsable reports whether /proc/self/fd resolves descriptors (needed by xattrs).
 func ProcUsable() bool {
 	_, err := os.Stat("/proc/self/fd")
 	return err == nil

@@ -8,15 +8,13 @@ import (
 	"os"
 )
 
-// The audits run on Linux only; these stubs keep the packages building elsewhere.
+// The audit runs on Linux only (Open refuses other systems); these stubs keep
+// the package building elsewhere.
 
-// StatOf is unsupported on this system.
 func StatOf(fs.FileInfo) (Stat, bool) { return Stat{}, false }
 
-// Xattrs is unsupported on this system.
 func Xattrs(*os.Root, string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
 
-// ProcUsable is false on this system.
 func ProcUsable() bool { return false }

@@ -1,4 +1,4 @@
-package docker
+package diskcheck
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package docker
+package diskcheck
 
 import (
 	"archive/tar"
@@ -11,55 +11,26 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
 	"github.com/layercheck/layercheck/report"
 )
 
-// statT holds the lstat fields the audit compares.
-type statT struct {
-	uid, gid     int
-	ino, dev     uint64
-	nlink        uint64
-	major, minor int64
-	blocks       int64
-}
 
-const (
-	whPrefix = ".wh."
-	whOpaque = ".wh..wh..opq"
-	plnkDir  = ".wh..wh.plnk"
-)
+const plnkDir = ".wh..wh.plnk"
 
-// The entry-versus-disk primitives are shared with hoststore/containerd.
-var (
-	cleanEntry   = diskcheck.CleanEntry
-	splitDirBase = diskcheck.SplitDirBase
-	escapes      = diskcheck.Escapes
-	ignoredXattr = diskcheck.IgnoredXattr
-	typeMatches  = diskcheck.TypeMatches
-	unixPerm     = diskcheck.UnixPerm
-	xattrs       = diskcheck.Xattrs
-	procUsable   = diskcheck.ProcUsable
-)
 
 func isPlnk(clean string) bool { return clean == plnkDir || strings.HasPrefix(clean, plnkDir+"/") }
 
-// statOf returns the Unix stat fields of a FileInfo from Lstat.
-func statOf(fi fs.FileInfo) (statT, bool) {
-	s, ok := diskcheck.StatOf(fi)
-	return statT{uid: s.UID, gid: s.GID, ino: s.Ino, dev: s.Dev, nlink: s.Nlink, major: s.Major, minor: s.Minor, blocks: s.Blocks}, ok
-}
 
 // diskObserver compares every tar header of a rebuilt layer with lstat of the
 // same path in the layer directory (FORMATS 2.5), and then walks the
 // directory for entries the tar does not have. It implements verify.Observer.
 type diskObserver struct {
-	a       *audit
-	l       *layerRec
+	env     *Env
+	l       *Layer
 	root    *os.Root
 	rootRel string
-	dirs    diskcheck.RootCache
-	fl      findingList
+	dirs    RootCache
+	fl      FindingList
 	tree    *pathTree       // overlay drivers: this tar's entries
 	opaque  map[string]bool // overlay2: directories with a .wh..wh..opq entry
 	sumSize int64           // Σ header sizes, the naive drivers' size rule
@@ -67,9 +38,9 @@ type diskObserver struct {
 	inodes  map[uint64]*attrs // deferred attributes of files with several links
 }
 
-func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{a: a, l: l, root: root, rootRel: rootRel, dirs: diskcheck.RootCache{Root: root}, opaque: map[string]bool{}}
-	if a.drv.overlay {
+func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
+	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}}
+	if env.Layout.Overlay {
 		o.tree = newPathTree()
 	}
 	return o
@@ -78,33 +49,33 @@ func newDiskObserver(a *audit, l *layerRec, root *os.Root, rootRel string) *disk
 func (o *diskObserver) close() { o.dirs.Close() }
 
 func (o *diskObserver) subject(entry string) report.Subject {
-	return report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: entry}
+	return report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: entry}
 }
 
-func (o *diskObserver) add(f report.Finding) { o.fl.add(o.a.maxPer, f) }
+func (o *diskObserver) add(f report.Finding) { o.fl.Add(o.env.maxPer(), f) }
 
 // Header implements verify.Observer.
 func (o *diskObserver) Header(h *tar.Header) {
 	o.entries++
 	o.sumSize += h.Size
-	clean, ok := cleanEntry(h.Name)
+	clean, ok := CleanEntry(h.Name)
 	if !ok || clean == "." || isPlnk(clean) {
 		return
 	}
-	dir, base := splitDirBase(clean)
-	fuse := o.a.drv.overlay && !o.a.drv.overlayWhiteouts
-	if strings.HasPrefix(base, whPrefix) && !fuse {
-		if o.a.drv.fullRoot {
+	dir, base := SplitDirBase(clean)
+	fuse := o.env.Layout.Overlay && !o.env.Layout.OverlayWhiteouts
+	if strings.HasPrefix(base, WhPrefix) && !fuse {
+		if o.env.Layout.FullRoot {
 			return // applied as deletions; the walk checks them against the replay
 		}
 		// overlay2 turns whiteouts into 0/0 devices and opaque xattrs.
-		if base == whOpaque {
+		if base == WhOpaque {
 			o.opaque[dir] = true
 			o.tree.ensure(dir)
 			o.checkOpaque(dir, h)
 			return
 		}
-		target := path.Join(dir, base[len(whPrefix):])
+		target := path.Join(dir, base[len(WhPrefix):])
 		o.tree.add(target, kindWhiteout, 0)
 		o.checkWhiteout(target, h)
 		return
@@ -122,7 +93,9 @@ func (o *diskObserver) Header(h *tar.Header) {
 
 // lookup returns the directory root of clean and its base name.
 func (o *diskObserver) lookup(clean string) (*os.Root, string, error) {
-	return o.dirs.Lookup(clean)
+	dir, base := SplitDirBase(clean)
+	r, err := o.dirs.Get(dir)
+	return r, base, err
 }
 
 func (o *diskObserver) lstat(clean string) (fs.FileInfo, error) {
@@ -137,16 +110,16 @@ func (o *diskObserver) lstat(clean string) (fs.FileInfo, error) {
 func (o *diskObserver) lstatErr(h *tar.Header, clean string, err error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		o.add(with(finding(LayerMissingFile, o.subject(h.Name), "the tar's %s is not in the layer directory", tarTypeName(h.Typeflag)), tarTypeName(h.Typeflag), "absent"))
-	case escapes(err):
-		o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+		o.add(with(finding(o.env.Checks.MissingFile, o.subject(h.Name), "the tar's %s is not in the layer directory", TarTypeName(h.Typeflag)), TarTypeName(h.Typeflag), "absent"))
+	case Escapes(err):
+		o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
 	default:
-		o.a.problem(o.subject(h.Name), "lstat: %v", err)
+		o.env.problem(o.subject(h.Name), "lstat: %v", err)
 	}
 }
 
 func (o *diskObserver) mismatch(name, what, want, got string) {
-	o.add(with(finding(LstatMismatch, o.subject(name), "%s on disk differs from the tar header", what), want, got))
+	o.add(with(finding(o.env.Checks.Lstat, o.subject(name), "%s on disk differs from the tar header", what), want, got))
 }
 
 // mismatchFrom files a difference with the header of an inherited entry
@@ -157,17 +130,13 @@ func (o *diskObserver) mismatchFrom(lower int, name, what, want, got string) {
 		o.mismatch(name, what, want, got)
 		return
 	}
-	o.add(with(finding(LstatMismatch, o.subject(name), "%s of this inherited copy differs from the header in %s, which last wrote the path", what, o.lowerName(lower-1)), want, got))
+	o.add(with(finding(o.env.Checks.Lstat, o.subject(name), "%s of this inherited copy differs from the header in %s, which last wrote the path", what, o.lowerName(lower-1)), want, got))
 }
 
 // lowerName names the layer at index idx of this layer's chain (base = 0).
 func (o *diskObserver) lowerName(idx int) string {
-	var chain []*layerRec // this layer first
-	for p := o.l; p != nil && len(chain) <= maxLayerDepth+1; p = p.parent {
-		chain = append(chain, p)
-	}
-	if k := len(chain) - 1 - idx; idx >= 0 && k >= 0 {
-		return fmt.Sprintf("lower layer %s (layer %d of the chain)", report.Short(chain[k].chain.String()), idx)
+	if idx >= 0 && idx < len(o.l.Chain) {
+		return fmt.Sprintf("lower layer %s (layer %d of the chain)", report.Short(o.l.Chain[idx].Digest), idx)
 	}
 	return fmt.Sprintf("layer %d of the chain", idx)
 }
@@ -180,15 +149,15 @@ type attrs struct {
 	name, clean string
 	lower       int // an inherited entry: 1 + the chain index of the lower layer that wrote it; 0: own entry
 	mode        int64
-	uid, gid    int
+	UID, GID    int
 	xattrs      map[string]string // nil: not compared
 }
 
 func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
-	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, uid: h.Uid + o.a.uidOff, gid: h.Gid + o.a.gidOff, xattrs: map[string]string{}}
+	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, UID: o.l.uid(h.Uid), GID: o.l.gid(h.Gid), xattrs: map[string]string{}}
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.") && !o.a.privileged {
+			if strings.HasPrefix(name, "trusted.") && !o.env.Privileged {
 				continue
 			}
 			a.xattrs[name] = v
@@ -204,7 +173,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		o.lstatErr(h, clean, err)
 		return
 	}
-	st, ok := statOf(fi)
+	st, ok := StatOf(fi)
 	if !ok {
 		return
 	}
@@ -212,12 +181,12 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		o.checkHardlink(h, clean, fi)
 		return
 	}
-	known, match := typeMatches(h.Typeflag, fi.Mode())
+	known, match := TypeMatches(h.Typeflag, fi.Mode())
 	if !known {
 		return
 	}
 	if !match {
-		o.mismatch(h.Name, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
+		o.mismatch(h.Name, "type", TarTypeName(h.Typeflag), typeName(fi.Mode()))
 		return
 	}
 	switch h.Typeflag {
@@ -234,19 +203,19 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 			}
 		}
 		if err != nil {
-			o.a.problem(o.subject(h.Name), "readlink: %v", err)
+			o.env.problem(o.subject(h.Name), "readlink: %v", err)
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if st.major != h.Devmajor || st.minor != h.Devminor {
-			o.mismatch(h.Name, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		if st.Major != h.Devmajor || st.Minor != h.Devminor {
+			o.mismatch(h.Name, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.Major, st.Minor))
 		}
 	}
 	a := o.headerAttrs(h, clean)
-	if !fi.IsDir() && st.nlink > 1 {
+	if !fi.IsDir() && st.Nlink > 1 {
 		if o.inodes == nil {
 			o.inodes = map[uint64]*attrs{}
 		}
-		o.inodes[st.ino] = a
+		o.inodes[st.Ino] = a
 		return
 	}
 	o.compareAttrs(a, fi)
@@ -254,18 +223,18 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 
 // compareAttrs compares mode, owner and xattrs (symlinks: owner only).
 func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
-	st, _ := statOf(fi)
+	st, _ := StatOf(fi)
 	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink {
-		if got := unixPerm(fi.Mode()); a.mode != got {
+		if got := UnixPerm(fi.Mode()); a.mode != got {
 			o.mismatchFrom(a.lower, a.name, "mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", got))
 		}
 	}
-	if a.uid != st.uid {
-		o.mismatchFrom(a.lower, a.name, "owner uid", fmt.Sprint(a.uid), fmt.Sprint(st.uid))
+	if a.UID != st.UID {
+		o.mismatchFrom(a.lower, a.name, "owner uid", fmt.Sprint(a.UID), fmt.Sprint(st.UID))
 	}
-	if a.gid != st.gid {
-		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.gid), fmt.Sprint(st.gid))
+	if a.GID != st.GID {
+		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.GID), fmt.Sprint(st.GID))
 	}
 	if !isLink && a.xattrs != nil {
 		o.compareXattrs(a)
@@ -290,7 +259,7 @@ func (o *diskObserver) flush() {
 // checkHardlink: a hardlink is the same inode as its target, and its header
 // then sets the mode, owner and xattrs of that inode.
 func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo) {
-	target, ok := cleanEntry(h.Linkname)
+	target, ok := CleanEntry(h.Linkname)
 	if !ok {
 		return // the pass reports a link target climbing out of the root
 	}
@@ -298,19 +267,19 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			o.mismatch(h.Name, "hardlink target", target+" (same file)", "target absent")
-		} else if escapes(err) {
-			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
+		} else if Escapes(err) {
+			o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path of the hardlink target %q leads out of the layer directory; it was not followed", h.Linkname))
 		}
 		return
 	}
 	if !os.SameFile(fi, tfi) {
-		a, _ := statOf(fi)
-		b, _ := statOf(tfi)
-		o.mismatch(h.Name, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.ino, target, b.ino))
+		a, _ := StatOf(fi)
+		b, _ := StatOf(tfi)
+		o.mismatch(h.Name, "hardlink identity", "the same inode as "+target, fmt.Sprintf("inode %d, %s is inode %d", a.Ino, target, b.Ino))
 		return
 	}
-	st, _ := statOf(tfi)
-	rec := o.inodes[st.ino]
+	st, _ := StatOf(tfi)
+	rec := o.inodes[st.Ino]
 	if rec == nil {
 		return
 	}
@@ -318,7 +287,7 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 	if tfi.Mode()&fs.ModeSymlink == 0 {
 		rec.mode = ha.mode
 	}
-	rec.uid, rec.gid = ha.uid, ha.gid
+	rec.UID, rec.GID = ha.UID, ha.GID
 	for k, v := range ha.xattrs {
 		rec.xattrs[k] = v
 	}
@@ -329,20 +298,20 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 // filesystem's own trusted.overlay.*/user.overlay.* markers are not part of
 // the layer.
 func (o *diskObserver) compareXattrs(a *attrs) {
-	if !o.a.xattrOK {
+	if !o.env.XattrOK {
 		return
 	}
 	r, base, err := o.lookup(a.clean)
 	var got map[string]string
 	if err == nil {
-		got, err = xattrs(r, base)
+		got, err = Xattrs(r, base)
 	}
 	if err != nil {
-		o.a.problem(o.subject(a.name), "%v", err)
+		o.env.problem(o.subject(a.name), "%v", err)
 		return
 	}
 	for k := range got {
-		if ignoredXattr(k) || (strings.HasPrefix(k, "trusted.") && !o.a.privileged) {
+		if IgnoredXattr(k) || (strings.HasPrefix(k, "trusted.") && !o.env.Privileged) {
 			delete(got, k)
 		}
 	}
@@ -362,14 +331,19 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 	}
 }
 
+
 // hasOpaque reports whether a directory carries overlayfs's opaque marker.
 func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
-	return diskcheck.HasOpaque(r, name)
+	x, err := Xattrs(r, name)
+	if err != nil {
+		return false, err
+	}
+	return x["trusted.overlay.opaque"] == "y" || x["user.overlay.opaque"] == "y", nil
 }
 
 // checkOpaque: overlay2 marks a .wh..wh..opq directory with an xattr.
 func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
-	if !o.a.xattrOK {
+	if !o.env.XattrOK {
 		return
 	}
 	r, base, err := o.lookup(dir)
@@ -382,13 +356,13 @@ func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		o.add(finding(Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
+		o.add(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
 	case err != nil:
-		o.a.problem(o.subject(h.Name), "%v", err)
-	case !ok && o.a.privileged:
-		o.add(with(finding(Whiteout, o.subject(h.Name), "the directory the tar marks opaque has no opaque marker on disk; lower layers show through it"), "trusted.overlay.opaque=y on "+dir, "absent"))
+		o.env.problem(o.subject(h.Name), "%v", err)
+	case !ok && o.env.Privileged:
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the directory the tar marks opaque has no opaque marker on disk; lower layers show through it"), "trusted.overlay.opaque=y on "+dir, "absent"))
 	case !ok:
-		o.a.notPrivileged()
+		o.env.notPrivileged()
 	}
 }
 
@@ -398,39 +372,31 @@ func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
 	fi, err := o.lstat(target)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is missing; the lower layers' file shows through", target), "0/0 character device", "absent"))
-		} else if escapes(err) {
-			o.add(finding(UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
+			o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the whiteout of %q is missing; the lower layers' file shows through", target), "0/0 character device", "absent"))
+		} else if Escapes(err) {
+			o.add(finding(o.env.Checks.UnsafePath, o.subject(h.Name), "a symlink on the path leads out of the layer directory; it was not followed"))
 		} else {
-			o.a.problem(o.subject(h.Name), "lstat: %v", err)
+			o.env.problem(o.subject(h.Name), "lstat: %v", err)
 		}
 		return
 	}
-	st, _ := statOf(fi)
-	if fi.Mode()&fs.ModeCharDevice == 0 || st.major != 0 || st.minor != 0 {
+	st, _ := StatOf(fi)
+	if fi.Mode()&fs.ModeCharDevice == 0 || st.Major != 0 || st.Minor != 0 {
 		got := typeName(fi.Mode())
 		if fi.Mode()&fs.ModeCharDevice != 0 {
-			got = fmt.Sprintf("character device %d,%d", st.major, st.minor)
+			got = fmt.Sprintf("character device %d,%d", st.Major, st.Minor)
 		}
-		o.add(with(finding(Whiteout, o.subject(h.Name), "the whiteout of %q is not a 0/0 character device", target), "0/0 character device", got))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the whiteout of %q is not a 0/0 character device", target), "0/0 character device", got))
 		return
 	}
-	if st.uid != h.Uid+o.a.uidOff || st.gid != h.Gid+o.a.gidOff {
-		o.add(with(finding(LstatMismatch, o.subject(h.Name), "owner of the whiteout device differs from the tar header"),
-			fmt.Sprintf("%d:%d", h.Uid+o.a.uidOff, h.Gid+o.a.gidOff), fmt.Sprintf("%d:%d", st.uid, st.gid)))
+	if st.UID != o.l.uid(h.Uid) || st.GID != o.l.gid(h.Gid) {
+		o.add(with(finding(o.env.Checks.Lstat, o.subject(h.Name), "owner of the whiteout device differs from the tar header"),
+			fmt.Sprintf("%d:%d", o.l.uid(h.Uid), o.l.gid(h.Gid)), fmt.Sprintf("%d:%d", st.UID, st.GID)))
 	}
 }
 
-// tarTypeName names a tar type flag, or a path tree's own kinds, for messages.
-func tarTypeName(flag byte) string {
-	switch flag {
-	case kindWhiteout:
-		return "whiteout"
-	case kindImplicit:
-		return "directory"
-	}
-	return diskcheck.TarTypeName(flag)
-}
+
+
 
 // walkResult is what the walk of a layer directory measured.
 type walkResult struct {
@@ -452,7 +418,7 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			if p == "." {
 				return err
 			}
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
 			return nil
 		}
 		fi, err := d.Info()
@@ -460,29 +426,29 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed while walking (live host)
 			}
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "lstat: %v", err)
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "lstat: %v", err)
 			return nil
 		}
-		st, _ := statOf(fi)
+		st, _ := StatOf(fi)
 		if p == "." {
-			rootDev = st.dev
-			if o.a.drv.overlayWhiteouts {
+			rootDev = st.Dev
+			if o.env.Layout.OverlayWhiteouts {
 				o.walkOpaque(".", ".")
 			}
 			return nil
 		}
-		if st.dev != rootDev {
-			o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
+		if st.Dev != rootDev {
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
 			if fi.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
 		if !fi.IsDir() && fi.Size() > 0 {
-			if st.nlink <= 1 || !inodes[st.ino] {
+			if st.Nlink <= 1 || !inodes[st.Ino] {
 				res.dirSize += fi.Size()
-				if st.nlink > 1 {
-					inodes[st.ino] = true
+				if st.Nlink > 1 {
+					inodes[st.Ino] = true
 				}
 			}
 		}
@@ -499,15 +465,15 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			o.compareInherited(tree, p, n, fi, st)
 		}
 		if !n.explicit && !fi.IsDir() {
-			o.add(with(finding(LstatMismatch, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
+			o.add(with(finding(o.env.Checks.Lstat, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
 		}
-		if fi.IsDir() && o.a.drv.overlayWhiteouts {
+		if fi.IsDir() && o.env.Layout.OverlayWhiteouts {
 			o.walkOpaque(p, p)
 		}
 		return nil
 	})
 	if err != nil {
-		o.a.problem(report.Subject{Digest: o.l.chain.String(), Path: o.rootRel}, "walking the layer directory: %v", err)
+		o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel}, "walking the layer directory: %v", err)
 		return res
 	}
 	res.done = true
@@ -523,11 +489,11 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 // leaves the link on the old inode). Not compared: xattrs, which vfs does not
 // copy (it keeps only security.capability), and the mode and owner of files
 // with several links, which a later hardlink header may have set.
-func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st statT) {
+func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st Stat) {
 	h := n.lower
 	from := n.layer + 1
 	if h.Typeflag == tar.TypeLink {
-		target, ok := cleanEntry(h.Linkname)
+		target, ok := CleanEntry(h.Linkname)
 		if !ok {
 			return
 		}
@@ -544,12 +510,12 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		}
 		return
 	}
-	known, match := typeMatches(h.Typeflag, fi.Mode())
+	known, match := TypeMatches(h.Typeflag, fi.Mode())
 	if !known {
 		return
 	}
 	if !match {
-		o.mismatchFrom(from, p, "type", tarTypeName(h.Typeflag), typeName(fi.Mode()))
+		o.mismatchFrom(from, p, "type", TarTypeName(h.Typeflag), typeName(fi.Mode()))
 		return
 	}
 	switch h.Typeflag {
@@ -565,16 +531,16 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		}
 		switch {
 		case err != nil:
-			o.a.problem(o.subject(p), "readlink: %v", err)
+			o.env.problem(o.subject(p), "readlink: %v", err)
 		case target != h.Linkname:
 			o.mismatchFrom(from, p, "symlink target", h.Linkname, target)
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if st.major != h.Devmajor || st.minor != h.Devminor {
-			o.mismatchFrom(from, p, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.major, st.minor))
+		if st.Major != h.Devmajor || st.Minor != h.Devminor {
+			o.mismatchFrom(from, p, "device number", fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor), fmt.Sprintf("%d,%d", st.Major, st.Minor))
 		}
 	}
-	if !fi.IsDir() && st.nlink > 1 {
+	if !fi.IsDir() && st.Nlink > 1 {
 		return
 	}
 	a := o.headerAttrs(h, p)
@@ -583,35 +549,35 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 }
 
 // extra reports a path on disk the tree does not have.
-func (o *diskObserver) extra(p string, fi fs.FileInfo, st statT, whitedOut bool) {
+func (o *diskObserver) extra(p string, fi fs.FileInfo, st Stat, whitedOut bool) {
 	what := typeName(fi.Mode())
 	if fi.Mode().IsRegular() {
 		what += fmt.Sprintf(", %d bytes", fi.Size())
 	}
 	switch {
 	case whitedOut:
-		o.add(with(finding(Whiteout, o.subject(p), "the layer's tar whites this path out, yet it is present"), "absent", what))
-	case o.a.drv.overlayWhiteouts && fi.Mode()&fs.ModeCharDevice != 0 && st.major == 0 && st.minor == 0:
-		o.add(with(finding(Whiteout, o.subject(p), "a whiteout device the layer's tar does not have hides the lower layers' file"), "absent", "0/0 character device"))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(p), "the layer's tar whites this path out, yet it is present"), "absent", what))
+	case o.env.Layout.OverlayWhiteouts && fi.Mode()&fs.ModeCharDevice != 0 && st.Major == 0 && st.Minor == 0:
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(p), "a whiteout device the layer's tar does not have hides the lower layers' file"), "absent", "0/0 character device"))
 	default:
-		o.add(with(finding(ExtraFile, o.subject(p), "the layer directory holds an entry its tar does not have (Docker's diffID check cannot see it)"), "absent", what))
+		o.add(with(finding(o.env.Checks.ExtraFile, o.subject(p), "the layer directory holds an entry its tar does not have (%s's diffID check cannot see it)", o.env.product()), "absent", what))
 	}
 }
 
 // walkOpaque reports an opaque marker on a directory the tar does not mark opaque.
 func (o *diskObserver) walkOpaque(dir, entry string) {
-	if !o.a.xattrOK || o.opaque[dir] {
+	if !o.env.XattrOK || o.opaque[dir] {
 		return
 	}
 	ok, err := o.hasOpaque(o.root, dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			o.a.problem(o.subject(entry), "%v", err)
+			o.env.problem(o.subject(entry), "%v", err)
 		}
 		return
 	}
 	if ok {
-		o.add(with(finding(Whiteout, o.subject(entry), "an opaque marker the layer's tar does not have hides the lower layers' directory contents"), "no opaque marker", "overlay opaque xattr y"))
+		o.add(with(finding(o.env.Checks.Whiteout, o.subject(entry), "an opaque marker the layer's tar does not have hides the lower layers' directory contents"), "no opaque marker", "overlay opaque xattr y"))
 	}
 }
 
@@ -622,7 +588,7 @@ func (o *diskObserver) reportUnseen(tree *pathTree, self int) {
 		if n.layer == self {
 			return
 		}
-		o.add(with(finding(LayerMissingFile, o.subject(p), "a %s inherited from a lower layer is not in the layer directory (the layer's rootfs is incomplete)", tarTypeName(n.kind)), tarTypeName(n.kind), "absent"))
+		o.add(with(finding(o.env.Checks.MissingFile, o.subject(p), "a %s inherited from a lower layer is not in the layer directory (the layer's rootfs is incomplete)", TarTypeName(n.kind)), TarTypeName(n.kind), "absent"))
 	})
 }
 
