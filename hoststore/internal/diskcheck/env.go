@@ -225,7 +225,6 @@ func ReadRegular(r *os.Root, p string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-
 func typeName(m fs.FileMode) string { return TypeName(m) }
 
 // HumanSize renders a byte count: "12.3 MiB (12897484 bytes)".

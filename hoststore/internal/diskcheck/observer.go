@@ -14,12 +14,9 @@ import (
 	"github.com/layercheck/layercheck/report"
 )
 
-
 const plnkDir = ".wh..wh.plnk"
 
-
 func isPlnk(clean string) bool { return clean == plnkDir || strings.HasPrefix(clean, plnkDir+"/") }
-
 
 // diskObserver compares every tar header of a rebuilt layer with lstat of the
 // same path in the layer directory (FORMATS 2.5), and then walks the
@@ -331,7 +328,6 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 	}
 }
 
-
 // hasOpaque reports whether a directory carries overlayfs's opaque marker.
 func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
 	x, err := Xattrs(r, name)
@@ -394,9 +390,6 @@ func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
 			fmt.Sprintf("%d:%d", o.l.uid(h.Uid), o.l.gid(h.Gid)), fmt.Sprintf("%d:%d", st.UID, st.GID)))
 	}
 }
-
-
-
 
 // walkResult is what the walk of a layer directory measured.
 type walkResult struct {
