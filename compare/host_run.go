@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore/containerd"
@@ -15,6 +16,7 @@ import (
 	"github.com/layercheck/layercheck/tarsplit"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // HostImages compares images of a host store with their registry sources
@@ -355,6 +357,33 @@ func containerdImage(ctx context.Context, st *containerd.Store, reg Registry, o 
 		}
 	}
 	o.result(Containerd(name, ContainerImages(regRep), got, host))
+	if opts.Deep && ctx.Err() == nil && blobsDiscarded(plats) {
+		// The audit could not compare these snapshots with their layers:
+		// the content store no longer holds the blobs. The registry's do.
+		open := func(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+			b, err := regSrc.Blob(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			return b.Open(ctx)
+		}
+		if err := st.VerifySnapshotFiles(ctx, name, open, &o.b); err != nil {
+			o.fail(subj, err)
+		}
+	}
+}
+
+// blobsDiscarded reports whether a compared platform lacks a layer blob
+// (containerd's discard_unpacked_layers, or Docker keeping no blob).
+func blobsDiscarded(plats []containerd.HostPlatform) bool {
+	for _, p := range plats {
+		for _, l := range p.Layers {
+			if !l.Blob {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isIndexMediaType(mt string) bool {
