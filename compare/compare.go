@@ -11,23 +11,23 @@ import (
 // Check IDs of the comparison. Expected values are the registry's, actual
 // values the artifact's.
 const (
-	Manifest        report.Check = "compare-manifest"         // manifest (or index) digests differ
-	Config          report.Check = "compare-config"           // config digests (image IDs) differ
-	LayerCount      report.Check = "compare-layer-count"      // the two sides have different numbers of layers
-	DiffID          report.Check = "compare-diffid"           // a layer's uncompressed content differs
-	ChainID         report.Check = "compare-chainid"          // same layer content on a different stack of lower layers
-	LayerDigest     report.Check = "compare-layer-digest"     // compressed layer bytes differ, or cannot be compared
-	MissingPlatform report.Check = "compare-missing-platform" // a platform is present on one side only
+	Manifest           report.Check = "compare-manifest"         // manifest (or index) digests differ
+	Config             report.Check = "compare-config"           // config digests (image IDs) differ
+	LayerCountDiffers  report.Check = "compare-layer-count"      // the two sides have different numbers of layers
+	DiffID             report.Check = "compare-diffid"           // a layer's uncompressed content differs
+	ChainID            report.Check = "compare-chainid"          // same layer content on a different stack of lower layers
+	LayerDigestDiffers report.Check = "compare-layer-digest"     // compressed layer bytes differ, or cannot be compared
+	MissingPlatform    report.Check = "compare-missing-platform" // a platform is present on one side only
 )
 
 func init() {
 	report.Register(
 		report.CheckInfo{ID: Manifest, Severity: report.Error, Title: "compare: the artifact's manifest digest equals the registry's"},
 		report.CheckInfo{ID: Config, Severity: report.Error, Title: "compare: the artifact's config digest (image ID) equals the registry's"},
-		report.CheckInfo{ID: LayerCount, Severity: report.Error, Title: "compare: both sides have the same number of layers"},
+		report.CheckInfo{ID: LayerCountDiffers, Severity: report.Error, Title: "compare: both sides have the same number of layers"},
 		report.CheckInfo{ID: DiffID, Severity: report.Error, Title: "compare: each layer's measured diffID equals the registry's"},
 		report.CheckInfo{ID: ChainID, Severity: report.Error, Title: "compare: each layer's chainID equals the registry's"},
-		report.CheckInfo{ID: LayerDigest, Severity: report.Error, Title: "compare: compressed layer digests are equal where both sides hold compressed blobs"},
+		report.CheckInfo{ID: LayerDigestDiffers, Severity: report.Error, Title: "compare: compressed layer digests are equal where both sides hold compressed blobs"},
 		report.CheckInfo{ID: MissingPlatform, Severity: report.Error, Title: "compare: every platform is present on both sides"},
 	)
 }
@@ -179,7 +179,7 @@ func (r *Result) pair(subj report.Subject, w, g report.Image) {
 		r.add(Config, report.Error, subj, "the config digests (image IDs) differ: a different image", w.ConfigDigest, g.ConfigDigest)
 	}
 	if len(w.Layers) != len(g.Layers) {
-		r.add(LayerCount, report.Error, subj, "the number of layers differs", fmt.Sprintf("%d layers", len(w.Layers)), fmt.Sprintf("%d layers", len(g.Layers)))
+		r.add(LayerCountDiffers, report.Error, subj, "the number of layers differs", fmt.Sprintf("%d layers", len(w.Layers)), fmt.Sprintf("%d layers", len(g.Layers)))
 	}
 	n := min(len(w.Layers), len(g.Layers))
 	compressedComparable := true
@@ -224,11 +224,11 @@ func (r *Result) pair(subj report.Subject, w, g report.Image) {
 		if wl.Digest != "" && gl.Digest != "" && wl.Digest != gl.Digest && wl.DiffID == gl.DiffID {
 			s := ls
 			s.Digest = gl.Digest
-			r.add(LayerDigest, report.Error, s, fmt.Sprintf("layer %d has the same content compressed into different bytes (recompressed)", i), wl.Digest, gl.Digest)
+			r.add(LayerDigestDiffers, report.Error, s, fmt.Sprintf("layer %d has the same content compressed into different bytes (recompressed)", i), wl.Digest, gl.Digest)
 		}
 	}
 	if !compressedComparable {
-		r.add(LayerDigest, report.Info, subj, fmt.Sprintf("compressed layer digests cannot be compared for layers %s: one side stores them uncompressed (a docker save of a graph-driver store keeps only the uncompressed tar, whose digest is the diffID); the layers were compared by diffID and chainID", strings.Join(plainLayers, ", ")), "", "")
+		r.add(LayerDigestDiffers, report.Info, subj, fmt.Sprintf("compressed layer digests cannot be compared for layers %s: one side stores them uncompressed (a docker save of a graph-driver store keeps only the uncompressed tar, whose digest is the diffID); the layers were compared by diffID and chainID", strings.Join(plainLayers, ", ")), "", "")
 	}
 	switch {
 	case w.ManifestDigest == "" || g.ManifestDigest == "":

@@ -191,7 +191,7 @@ func TestImages(t *testing.T) {
 			rows: []row{
 				{Config, report.Error, -1, reg.ConfigDigest, fewer.ConfigDigest},
 				{Manifest, report.Error, -1, reg.ManifestDigest, fewer.ManifestDigest},
-				{LayerCount, report.Error, -1, "3 layers", "2 layers"},
+				{LayerCountDiffers, report.Error, -1, "3 layers", "2 layers"},
 			},
 			pairs: 1,
 		},
@@ -201,7 +201,7 @@ func TestImages(t *testing.T) {
 			rows: []row{
 				{Config, report.Error, -1, reg.ConfigDigest, more.ConfigDigest},
 				{Manifest, report.Error, -1, reg.ManifestDigest, more.ManifestDigest},
-				{LayerCount, report.Error, -1, "3 layers", "4 layers"},
+				{LayerCountDiffers, report.Error, -1, "3 layers", "4 layers"},
 			},
 			pairs: 1,
 		},
@@ -209,7 +209,7 @@ func TestImages(t *testing.T) {
 			name: "the same content recompressed is compare-layer-digest on that layer",
 			want: []report.Image{reg}, got: []report.Image{image(recompressed)},
 			rows: []row{
-				{LayerDigest, report.Error, 2, reg.Layers[2].Digest, image(recompressed).Layers[2].Digest},
+				{LayerDigestDiffers, report.Error, 2, reg.Layers[2].Digest, image(recompressed).Layers[2].Digest},
 				{Manifest, report.Error, -1, reg.ManifestDigest, image(recompressed).ManifestDigest},
 			},
 			pairs: 1,
@@ -219,7 +219,7 @@ func TestImages(t *testing.T) {
 			name: "an uncompressed side is an info note on layer digests and on the manifest, not an error",
 			want: []report.Image{reg}, got: []report.Image{image(plain)},
 			rows: []row{
-				{LayerDigest, report.Info, -1, "", ""},
+				{LayerDigestDiffers, report.Info, -1, "", ""},
 				{Manifest, report.Info, -1, reg.ManifestDigest, image(plain).ManifestDigest},
 			},
 			pairs: 1,
@@ -229,7 +229,7 @@ func TestImages(t *testing.T) {
 			name: "a legacy save without a manifest has nothing to compare in the manifest",
 			want: []report.Image{reg}, got: []report.Image{image(legacyPlain)},
 			rows: []row{
-				{LayerDigest, report.Info, -1, "", ""},
+				{LayerDigestDiffers, report.Info, -1, "", ""},
 			},
 			pairs: 1,
 		},

@@ -105,7 +105,7 @@ func Containerd(subject string, want, got []report.Image, host ContainerdImage) 
 	res.Problems = append(res.Problems, r.Problems...)
 	res.Pairs = r.Pairs
 	if len(res.Pairs) > 0 {
-		res.add(LayerDigest, report.Info, subj, "compared by content digest: the containerd content store keeps the compressed blobs it pulled, so the target, manifest, config and compressed layer digests are compared with the registry's, and every local blob was re-hashed by the verifier (a local blob that no longer hashes to its name is named by its own finding)", "", "")
+		res.add(LayerDigestDiffers, report.Info, subj, "compared by content digest: the containerd content store keeps the compressed blobs it pulled, so the target, manifest, config and compressed layer digests are compared with the registry's, and every local blob was re-hashed by the verifier (a local blob that no longer hashes to its name is named by its own finding)", "", "")
 	}
 	return res
 }

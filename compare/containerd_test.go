@@ -25,7 +25,7 @@ func withoutBlob(r report.Image, i int) report.Image {
 }
 
 // contentNote is the info finding every containerd comparison with a pair ends with.
-var contentNote = row{LayerDigest, report.Info, -1, "", ""}
+var contentNote = row{LayerDigestDiffers, report.Info, -1, "", ""}
 
 func TestContainerd(t *testing.T) {
 	reg := image(amd64("base", "middle", "top"))

@@ -74,7 +74,7 @@ func Host(subject string, want report.Image, host *docker.HostImage, repo string
 		res.add(Config, report.Error, subj, "the registry's config digest is not the host's image ID: a different image", want.ConfigDigest, host.ID.String())
 	}
 	if len(want.Layers) != len(host.DiffIDs) {
-		res.add(LayerCount, report.Error, subj, "the number of layers differs", fmt.Sprintf("%d layers", len(want.Layers)), fmt.Sprintf("%d layers", len(host.DiffIDs)))
+		res.add(LayerCountDiffers, report.Error, subj, "the number of layers differs", fmt.Sprintf("%d layers", len(want.Layers)), fmt.Sprintf("%d layers", len(host.DiffIDs)))
 	}
 	firstDiff := -1
 	for i := 0; i < max(len(want.Layers), len(host.DiffIDs)); i++ {
@@ -123,7 +123,7 @@ func Host(subject string, want report.Image, host *docker.HostImage, repo string
 		}
 		res.distribution(ls, wl, hl, host.DiffIDs[i], repo, lookup)
 	}
-	res.add(LayerDigest, report.Info, subj, "compressed layer digests cannot be compared with a classic-store image: Docker's graph-driver store keeps only each layer's uncompressed diffID (and a tar-split to rebuild the tar), never the compressed blob it pulled; the layers were compared by diffID and chainID, and the registry's blob digests with the host's distribution/ metadata", "", "")
+	res.add(LayerDigestDiffers, report.Info, subj, "compressed layer digests cannot be compared with a classic-store image: Docker's graph-driver store keeps only each layer's uncompressed diffID (and a tar-split to rebuild the tar), never the compressed blob it pulled; the layers were compared by diffID and chainID, and the registry's blob digests with the host's distribution/ metadata", "", "")
 	return res
 }
 

@@ -37,7 +37,7 @@ func hostImage(r report.Image) *docker.HostImage {
 }
 
 // note is the info finding every Host comparison ends with.
-var note = row{LayerDigest, report.Info, -1, "", ""}
+var note = row{LayerDigestDiffers, report.Info, -1, "", ""}
 
 func TestHost(t *testing.T) {
 	reg := image(amd64("base", "middle", "top"))
@@ -83,7 +83,7 @@ func TestHost(t *testing.T) {
 			rows: []row{
 				note,
 				{Config, report.Error, -1, reg.ConfigDigest, fewer.ConfigDigest},
-				{LayerCount, report.Error, -1, "3 layers", "2 layers"},
+				{LayerCountDiffers, report.Error, -1, "3 layers", "2 layers"},
 				{LayerMissingLocal, report.Error, 2, reg.Layers[2].DiffID, "absent"},
 			},
 		},
@@ -93,7 +93,7 @@ func TestHost(t *testing.T) {
 			rows: []row{
 				note,
 				{Config, report.Error, -1, reg.ConfigDigest, more.ConfigDigest},
-				{LayerCount, report.Error, -1, "3 layers", "4 layers"},
+				{LayerCountDiffers, report.Error, -1, "3 layers", "4 layers"},
 				{LayerOnlyLocal, report.Error, 3, "absent", more.Layers[3].DiffID},
 			},
 		},

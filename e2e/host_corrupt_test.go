@@ -130,12 +130,12 @@ func hostCorruptionCases() []hostCase {
 		{name: "flipped byte in a file", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			hostMust(t, c.FlipByte(filepath.Join(tg.dir(t, 0), "etc", "passwd"), 3))
 			l := tg.layers[0]
-			return []expect{{check: dockerstore.FileCRC, entry: "etc/passwd", digest: l.ChainID}, {check: dockerstore.LayerDiffID, digest: l.ChainID}}
+			return []expect{{check: dockerstore.FileCRC, entry: "etc/passwd", digest: l.ChainID}, {check: dockerstore.HostLayerDiffID, digest: l.ChainID}}
 		}},
 		{name: "truncated file", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			hostMust(t, c.Truncate(filepath.Join(tg.dir(t, 0), "bin", "busybox"), 50000))
 			l := tg.layers[0]
-			return []expect{{check: dockerstore.FileCRC, entry: "bin/busybox", digest: l.ChainID}, {check: dockerstore.LstatMismatch, entry: "bin/busybox", digest: l.ChainID}, {check: dockerstore.LayerDiffID, digest: l.ChainID}}
+			return []expect{{check: dockerstore.FileCRC, entry: "bin/busybox", digest: l.ChainID}, {check: dockerstore.LstatMismatch, entry: "bin/busybox", digest: l.ChainID}, {check: dockerstore.HostLayerDiffID, digest: l.ChainID}}
 		}},
 		{name: "deleted file", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			hostMust(t, c.Remove(filepath.Join(tg.dir(t, 0), "etc", "group")))
@@ -169,7 +169,7 @@ func hostCorruptionCases() []hostCase {
 		{name: "edited diff", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			hostMust(t, c.WriteFile(filepath.Join(tg.layerdb(1), "diff"), []byte(tg.layers[2].DiffID)))
 			l := tg.layers[1]
-			return []expect{{check: dockerstore.LayerChainID, digest: l.ChainID}, {check: dockerstore.LayerDiffID, digest: l.ChainID}}
+			return []expect{{check: dockerstore.LayerChainID, digest: l.ChainID}, {check: dockerstore.HostLayerDiffID, digest: l.ChainID}}
 		}},
 		{name: "truncated tar-split.json.gz", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			rel := filepath.Join(tg.layerdb(0), "tar-split.json.gz")
@@ -178,7 +178,7 @@ func hostCorruptionCases() []hostCase {
 			fi, err := os.Stat(p)
 			hostMust(t, err)
 			hostMust(t, c.Truncate(rel, fi.Size()/2))
-			return []expect{{check: dockerstore.TarSplit, digest: tg.layers[0].ChainID, path: "tar-split.json.gz"}}
+			return []expect{{check: dockerstore.HostTarSplit, digest: tg.layers[0].ChainID, path: "tar-split.json.gz"}}
 		}},
 		{name: "swapped cache-ids", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			// The layers image's base (the imported rootfs) and its layer
@@ -186,7 +186,7 @@ func hostCorruptionCases() []hostCase {
 			a, b := tg.layers[0], tg.layers[2]
 			hostMust(t, c.WriteFile(filepath.Join(layerdbDir(tg.drv, a.ChainID), "cache-id"), []byte(b.CacheID)))
 			hostMust(t, c.WriteFile(filepath.Join(layerdbDir(tg.drv, b.ChainID), "cache-id"), []byte(a.CacheID)))
-			return []expect{{check: dockerstore.LayerDiffID, digest: a.ChainID}, {check: dockerstore.LayerDiffID, digest: b.ChainID}}
+			return []expect{{check: dockerstore.HostLayerDiffID, digest: a.ChainID}, {check: dockerstore.HostLayerDiffID, digest: b.ChainID}}
 		}},
 		{name: "swapped cache-ids, one directory holding the other's tar", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			// busybox's base layer is bin/busybox alone, and the rootfs's
@@ -197,11 +197,11 @@ func hostCorruptionCases() []hostCase {
 			a, b := tg.layers[0], tg.busybox
 			hostMust(t, c.WriteFile(filepath.Join(layerdbDir(tg.drv, a.ChainID), "cache-id"), []byte(b.CacheID)))
 			hostMust(t, c.WriteFile(filepath.Join(layerdbDir(tg.drv, b.ChainID), "cache-id"), []byte(a.CacheID)))
-			return []expect{{check: dockerstore.LayerDiffID, digest: a.ChainID}, {check: dockerstore.ExtraFile, entry: "etc", digest: b.ChainID}}
+			return []expect{{check: dockerstore.HostLayerDiffID, digest: a.ChainID}, {check: dockerstore.ExtraFile, entry: "etc", digest: b.ChainID}}
 		}},
 		{name: "edited size", apply: func(t *testing.T, c *harness.Copy, tg *hostTargets) []expect {
 			hostMust(t, c.WriteFile(filepath.Join(tg.layerdb(2), "size"), []byte("12345")))
-			return []expect{{check: dockerstore.LayerSize, digest: tg.layers[2].ChainID, path: "/size"}}
+			return []expect{{check: dockerstore.HostLayerSize, digest: tg.layers[2].ChainID, path: "/size"}}
 		}},
 		// An orphan directory wastes space but breaks no image: a warning,
 		// so the run exits 0 unless --fail-on warning.
@@ -265,7 +265,7 @@ func hostCorruptionCases() []hostCase {
 			}
 			rewriteTarSplitName(t, c, filepath.Join(tg.layerdb(0), "tar-split.json.gz"), "etc/passwd", evil)
 			l := tg.layers[0]
-			return []expect{{check: dockerstore.UnsafePath, entry: evil, digest: l.ChainID}, {check: dockerstore.LayerDiffID, digest: l.ChainID}}
+			return []expect{{check: dockerstore.UnsafePath, entry: evil, digest: l.ChainID}, {check: dockerstore.HostLayerDiffID, digest: l.ChainID}}
 		}},
 	}
 }

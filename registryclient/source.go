@@ -130,11 +130,10 @@ func (s *Source) Findings() []report.Finding {
 }
 
 func (s *Source) addFinding(check report.Check, subj report.Subject, msg, want, got string) {
-	ci, _ := report.Lookup(check)
 	subj.Image = s.input
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.findings = append(s.findings, report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: msg, Expected: want, Actual: got})
+	s.findings = append(s.findings, report.Finding{Check: check, Severity: report.SeverityOf(check), Subject: subj, Message: msg, Expected: want, Actual: got})
 }
 
 // Resolve fetches the manifest the reference names, once. Later calls wait

@@ -1,5 +1,13 @@
 package report
 
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
 // Check is a stable identifier of one kind of verification. Check IDs appear
 // in JSON, SARIF and JUnit output and in tests; never rename one.
 type Check string
@@ -80,14 +88,71 @@ const (
 	Error
 )
 
-var catalog = map[Check]CheckInfo{}
+var (
+	catalog   = map[Check]CheckInfo{}
+	producers = map[Check]string{}
 
-// Register adds checks to the catalog. Packages that define their own check
-// IDs (host stores, compare) register them in an init function.
+	unregMu      sync.Mutex
+	unregistered = map[Check]bool{}
+)
+
+// Register adds checks to the catalog. Every package that defines check IDs
+// registers them in an init function; the catalog records which package did
+// (Producer). Registering an ID twice is a programming error.
 func Register(infos ...CheckInfo) {
+	pkg := callerPackage(2)
 	for _, ci := range infos {
+		if old, ok := producers[ci.ID]; ok {
+			panic(fmt.Sprintf("check %s registered twice (by %s and %s)", ci.ID, old, pkg))
+		}
 		catalog[ci.ID] = ci
+		producers[ci.ID] = pkg
 	}
+}
+
+// callerPackage is the import path (below the module) of the function skip
+// frames up: "hoststore/containerd" for its init.
+func callerPackage(skip int) string {
+	pc, _, _, ok := runtime.Caller(skip)
+	if !ok {
+		return ""
+	}
+	fn := runtime.FuncForPC(pc).Name() // github.com/layercheck/layercheck/hoststore/containerd.init.0
+	slash := strings.LastIndexByte(fn, '/')
+	if dot := strings.IndexByte(fn[slash+1:], '.'); dot >= 0 {
+		fn = fn[:slash+1+dot]
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(fn, "github.com/layercheck/layercheck"), "/")
+}
+
+// Producer names the package that registered a check ("report" for the
+// engine's own IDs, "hoststore/containerd", ...).
+func Producer(c Check) string { return producers[c] }
+
+// SeverityOf is a check's default severity. An ID that is not in the
+// catalog is a programming error: it gets Error (never silently Info) and
+// is remembered for Unregistered, which the test suites check.
+func SeverityOf(c Check) Severity {
+	if ci, ok := catalog[c]; ok {
+		return ci.Severity
+	}
+	unregMu.Lock()
+	unregistered[c] = true
+	unregMu.Unlock()
+	return Error
+}
+
+// Unregistered lists the check IDs SeverityOf or a Builder met that are not
+// in the catalog; tests fail on any.
+func Unregistered() []Check {
+	unregMu.Lock()
+	defer unregMu.Unlock()
+	out := make([]Check, 0, len(unregistered))
+	for c := range unregistered {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 // Lookup returns the catalog entry of a check.

@@ -136,6 +136,11 @@ type Builder struct {
 
 // Add records findings. Safe for concurrent use.
 func (b *Builder) Add(f ...Finding) {
+	for _, x := range f {
+		if _, ok := catalog[x.Check]; !ok {
+			SeverityOf(x.Check) // remembered for Unregistered
+		}
+	}
 	b.mu.Lock()
 	b.findings = append(b.findings, f...)
 	b.mu.Unlock()

@@ -294,3 +294,21 @@ func TestSeverityJSON(t *testing.T) {
 		t.Errorf("finding round trip: %s -> %+v, %v", b, back, err)
 	}
 }
+
+// TestUnregisteredCheck: a check ID missing from the catalog gets Error,
+// never a silent Info, and is listed by Unregistered for the suites to fail on.
+func TestUnregisteredCheck(t *testing.T) {
+	const c Check = "test-never-registered"
+	if got := SeverityOf(c); got != Error {
+		t.Errorf("SeverityOf(unregistered) = %v, want Error", got)
+	}
+	b := &Builder{}
+	b.Add(Finding{Check: "test-never-registered-either", Severity: Warning})
+	u := Unregistered()
+	if len(u) != 2 || u[0] != c || u[1] != "test-never-registered-either" {
+		t.Errorf("Unregistered() = %v", u)
+	}
+	if SeverityOf(LayerDigest) != Error || Producer(LayerDigest) != "report" {
+		t.Errorf("LayerDigest: severity %v, producer %q", SeverityOf(LayerDigest), Producer(LayerDigest))
+	}
+}

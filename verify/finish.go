@@ -248,16 +248,14 @@ func (r *run) unreferenced() {
 		return
 	}
 	for _, b := range r.unref {
-		ci, _ := report.Lookup(report.BlobUnreferenced)
-		r.b.Add(report.Finding{Check: report.BlobUnreferenced, Severity: ci.Severity, Subject: report.Subject{Path: b.Location()},
+		r.b.Add(report.Finding{Check: report.BlobUnreferenced, Severity: report.SeverityOf(report.BlobUnreferenced), Subject: report.Subject{Path: b.Location()},
 			Message: fmt.Sprintf("blob present but referenced by nothing (%d bytes)", b.Size())})
 		j := r.lookup(b)
 		if j == nil || j.res == nil {
 			continue
 		}
 		if want := digest.Digest(b.Key()); j.res.StoredDigest != want {
-			ci, _ := report.Lookup(report.BlobDigest)
-			r.b.Add(report.Finding{Check: report.BlobDigest, Severity: ci.Severity, Subject: report.Subject{Path: b.Location(), Digest: want.String()},
+			r.b.Add(report.Finding{Check: report.BlobDigest, Severity: report.SeverityOf(report.BlobDigest), Subject: report.Subject{Path: b.Location(), Digest: want.String()},
 				Message: "blob does not hash to its name", Expected: want.String(), Actual: j.res.StoredDigest.String()})
 		}
 	}

@@ -260,9 +260,8 @@ type layerWork struct {
 }
 
 func (w *imageWork) add(check report.Check, layer *int, subj report.Subject, msg, want, got string) {
-	ci, _ := report.Lookup(check)
 	subj.Layer = layer
-	w.findings = append(w.findings, report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: msg, Expected: want, Actual: got})
+	w.findings = append(w.findings, report.Finding{Check: check, Severity: report.SeverityOf(check), Subject: subj, Message: msg, Expected: want, Actual: got})
 }
 
 func (w *imageWork) addSev(check report.Check, sev report.Severity, layer *int, subj report.Subject, msg, want, got string) {

@@ -377,7 +377,7 @@ func TestCompareContainerdIdentical(t *testing.T) {
 	if host != 1 || reg != 1 {
 		t.Fatalf("%d host and %d registry images, want 1 and 1", host, reg)
 	}
-	notes := compareFindings(rep, report.Info)[compare.LayerDigest]
+	notes := compareFindings(rep, report.Info)[compare.LayerDigestDiffers]
 	if len(notes) != 1 || !strings.Contains(notes[0].Message, "re-hashed") {
 		t.Errorf("no note that the comparison is by content digest with local blobs re-hashed: %+v", notes)
 	}
@@ -406,7 +406,7 @@ func TestCompareContainerdTagMoved(t *testing.T) {
 	}
 	// The pulled index is still served: the image itself is compared with it and is the same.
 	for c, fs := range got {
-		if c != compare.TagMoved && c != compare.LayerDigest {
+		if c != compare.TagMoved && c != compare.LayerDigestDiffers {
 			t.Errorf("%s: %+v", c, fs)
 		}
 	}
@@ -663,7 +663,7 @@ func TestCompareContainerdRealCapture(t *testing.T) {
 			if code != ExitOK || rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
 				t.Fatalf("exit %d %s problems %+v\n%s", code, errOut, rep.Problems, findingsText(rep))
 			}
-			if n := len(compareFindings(rep, report.Info)[compare.LayerDigest]); n != 1 {
+			if n := len(compareFindings(rep, report.Info)[compare.LayerDigestDiffers]); n != 1 {
 				t.Errorf("%d compare-layer-digest notes, want the one saying the comparison is by content digest", n)
 			}
 		})

@@ -153,7 +153,7 @@ func TestCompareHostIdentical(t *testing.T) {
 				if rep.Summary.Errors != 0 || rep.Summary.Warnings != 0 || len(rep.Problems) != 0 {
 					t.Fatalf("%v: %d errors, %d warnings, problems %+v\n%s", args, rep.Summary.Errors, rep.Summary.Warnings, rep.Problems, findingsText(rep))
 				}
-				notes := byCheck(rep, report.Info)[compare.LayerDigest]
+				notes := byCheck(rep, report.Info)[compare.LayerDigestDiffers]
 				if len(notes) != 1 || !strings.Contains(notes[0].Message, "diffID") {
 					t.Errorf("%v: the note on compressed digests is %+v", args, notes)
 				}

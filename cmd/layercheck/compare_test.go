@@ -99,7 +99,7 @@ func TestCompareIdentical(t *testing.T) {
 					t.Errorf("%s: config %s, %d layers", im.Name, im.ConfigDigest, len(im.Layers))
 				}
 			}
-			notes := compareFindings(rep, report.Info)[compare.LayerDigest]
+			notes := compareFindings(rep, report.Info)[compare.LayerDigestDiffers]
 			uncompressed := f == fixtures.FormatDockerOCI || f == fixtures.FormatDockerLegacy
 			if uncompressed != (len(notes) == 1) {
 				t.Fatalf("uncompressed layers %v, compare-layer-digest notes %+v", uncompressed, notes)
@@ -136,8 +136,8 @@ func TestCompareTagMoved(t *testing.T) {
 	if len(got[compare.DiffID]) == 0 {
 		t.Errorf("no compare-diffid finding\n%s", findingsText(rep))
 	}
-	if len(other.Layers) != len(base.Layers) && len(got[compare.LayerCount]) != 1 {
-		t.Errorf("layer counts %d and %d, compare-layer-count %+v", len(other.Layers), len(base.Layers), got[compare.LayerCount])
+	if len(other.Layers) != len(base.Layers) && len(got[compare.LayerCountDiffers]) != 1 {
+		t.Errorf("layer counts %d and %d, compare-layer-count %+v", len(other.Layers), len(base.Layers), got[compare.LayerCountDiffers])
 	}
 	// Each side on its own is a sound image: the findings are differences, not damage.
 	for _, f := range rep.Findings {
@@ -169,7 +169,7 @@ func TestCompareLayerDiffers(t *testing.T) {
 				d[0].Expected != base.Layers[2].DiffID.String() || d[0].Actual != changed.Layers[2].DiffID.String() {
 				t.Fatalf("compare-diffid = %+v, want one on layer 2 (%s → %s)\n%s", d, base.Layers[2].DiffID, changed.Layers[2].DiffID, findingsText(rep))
 			}
-			if len(got[compare.Config]) != 1 || len(got[compare.LayerCount]) != 0 || len(got[compare.ChainID]) != 0 {
+			if len(got[compare.Config]) != 1 || len(got[compare.LayerCountDiffers]) != 0 || len(got[compare.ChainID]) != 0 {
 				t.Errorf("findings: %s", findingsText(rep))
 			}
 			// The table names the check and the layer for a person.

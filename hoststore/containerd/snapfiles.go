@@ -337,8 +337,7 @@ func (s *snapCmp) add(check report.Check, entry, msg, want, got string) {
 		s.more++
 		return
 	}
-	ci, _ := report.Lookup(check)
-	s.fl = append(s.fl, report.Finding{Check: check, Severity: ci.Severity, Subject: s.subject(entry), Message: msg, Expected: want, Actual: got})
+	s.fl = append(s.fl, report.Finding{Check: check, Severity: report.SeverityOf(check), Subject: s.subject(entry), Message: msg, Expected: want, Actual: got})
 }
 
 func (s *snapCmp) lstat(clean string) (fs.FileInfo, error) {
@@ -799,8 +798,7 @@ func (sf *snapFiles) finish(b *report.Builder) {
 		s := c.cmp
 		subj := report.Subject{Image: c.users[0].image, Platform: c.users[0].platform, Layer: report.LayerIndex(c.users[0].layer), Digest: c.key, Path: c.dir}
 		note := func(msg string) {
-			ci, _ := report.Lookup(CheckSnapshotFileUnchecked)
-			b.Add(report.Finding{Check: CheckSnapshotFileUnchecked, Severity: ci.Severity, Subject: subj, Message: msg + sf.usedBy(c)})
+			b.Add(report.Finding{Check: CheckSnapshotFileUnchecked, Severity: report.SeverityOf(CheckSnapshotFileUnchecked), Subject: subj, Message: msg + sf.usedBy(c)})
 		}
 		switch {
 		case s == nil && c.blobKey == "":
@@ -825,8 +823,7 @@ func (sf *snapFiles) finish(b *report.Builder) {
 			b.Add(f)
 		}
 		if s.more > 0 {
-			ci, _ := report.Lookup(CheckSnapshotFileContent)
-			b.Add(report.Finding{Check: CheckSnapshotFileContent, Severity: ci.Severity, Subject: subj,
+			b.Add(report.Finding{Check: CheckSnapshotFileContent, Severity: report.SeverityOf(CheckSnapshotFileContent), Subject: subj,
 				Message: fmt.Sprintf("%d more differences in this snapshot were not listed (the first %d are)", s.more, maxSnapFindings) + sf.usedBy(c)})
 		}
 		for _, p := range s.problems {

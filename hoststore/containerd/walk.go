@@ -464,8 +464,7 @@ func (a *auditor) snapshotFindings(ns *namespace, sn string, chain []digest.Dige
 	var fs []report.Finding
 	broken := false
 	mk := func(check report.Check, path, msg, want, got string) {
-		ci, _ := report.Lookup(check)
-		fs = append(fs, report.Finding{Check: check, Severity: ci.Severity, Subject: report.Subject{Digest: key, Path: path}, Message: msg, Expected: want, Actual: got})
+		fs = append(fs, report.Finding{Check: check, Severity: report.SeverityOf(check), Subject: report.Subject{Digest: key, Path: path}, Message: msg, Expected: want, Actual: got})
 		if check == CheckSnapshotMissing {
 			broken = true
 		}

@@ -58,8 +58,8 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 	}
 	a.env = &diskcheck.Env{
 		Checks: diskcheck.Checks{
-			FileCRC: FileCRC, MissingFile: LayerMissingFile, UnsafePath: UnsafePath, TarSplit: TarSplit,
-			NotReproducible: TarSplitNotReproducible, LayerTar: LayerTar, Lstat: LstatMismatch,
+			FileCRC: FileCRC, MissingFile: LayerMissingFile, UnsafePath: UnsafePath, TarSplit: HostTarSplit,
+			NotReproducible: TarSplitNotReproducible, LayerTar: HostLayerTar, Lstat: LstatMismatch,
 			Whiteout: Whiteout, ExtraFile: ExtraFile,
 		},
 		Layout:     diskcheck.Layout{Overlay: a.drv.overlay, OverlayWhiteouts: a.drv.overlayWhiteouts, FullRoot: a.drv.fullRoot},

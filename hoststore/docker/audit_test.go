@@ -206,13 +206,13 @@ func corruptions() []corruption {
 			flipByte(t, s.Path(s.Layers["L0"].Dir+"/etc/hello"))
 		}, want: func(s *dockertest.Store) []want {
 			l := s.Layers["L0"]
-			return []want{{check: FileCRC, entry: "etc/hello", digest: l.ChainID.String(), path: l.Dir}, {check: LayerDiffID, digest: l.ChainID.String()}}
+			return []want{{check: FileCRC, entry: "etc/hello", digest: l.ChainID.String(), path: l.Dir}, {check: HostLayerDiffID, digest: l.ChainID.String()}}
 		}},
 		{name: "truncated file", apply: func(t *testing.T, s *dockertest.Store) {
 			truncate(t, s.Path(s.Layers["L0"].Dir+"/bin/tool"), 50000)
 		}, want: func(s *dockertest.Store) []want {
 			l := s.Layers["L0"]
-			return []want{{check: FileCRC, entry: "bin/tool", digest: l.ChainID.String()}, {check: LstatMismatch, entry: "bin/tool", digest: l.ChainID.String()}, {check: LayerDiffID, digest: l.ChainID.String()}}
+			return []want{{check: FileCRC, entry: "bin/tool", digest: l.ChainID.String()}, {check: LstatMismatch, entry: "bin/tool", digest: l.ChainID.String()}, {check: HostLayerDiffID, digest: l.ChainID.String()}}
 		}},
 		{name: "deleted file", apply: func(t *testing.T, s *dockertest.Store) {
 			must(t, os.Remove(s.Path(s.Layers["L0"].Dir+"/etc/hello")))
@@ -252,7 +252,7 @@ func corruptions() []corruption {
 			editFile(t, s.Path(s.Layers["L0"].LayerDB+"/diff"), s.Layers["L2"].DiffID.String())
 		}, want: func(s *dockertest.Store) []want {
 			l := s.Layers["L0"]
-			return []want{{check: LayerChainID, digest: l.ChainID.String()}, {check: LayerDiffID, digest: l.ChainID.String()}}
+			return []want{{check: LayerChainID, digest: l.ChainID.String()}, {check: HostLayerDiffID, digest: l.ChainID.String()}}
 		}},
 		{name: "truncated tar-split.json.gz", apply: func(t *testing.T, s *dockertest.Store) {
 			p := s.Path(s.Layers["L0"].LayerDB + "/tar-split.json.gz")
@@ -260,19 +260,19 @@ func corruptions() []corruption {
 			must(t, err)
 			truncate(t, p, fi.Size()/2)
 		}, want: func(s *dockertest.Store) []want {
-			return []want{{check: TarSplit, digest: s.Layers["L0"].ChainID.String(), path: "tar-split.json.gz"}}
+			return []want{{check: HostTarSplit, digest: s.Layers["L0"].ChainID.String(), path: "tar-split.json.gz"}}
 		}},
 		{name: "swapped cache-ids", apply: func(t *testing.T, s *dockertest.Store) {
 			a, b := s.Layers["L0"], s.Layers["L2"]
 			editFile(t, s.Path(a.LayerDB+"/cache-id"), b.CacheID)
 			editFile(t, s.Path(b.LayerDB+"/cache-id"), a.CacheID)
 		}, want: func(s *dockertest.Store) []want {
-			return []want{{check: LayerDiffID, digest: s.Layers["L0"].ChainID.String()}, {check: LayerDiffID, digest: s.Layers["L2"].ChainID.String()}}
+			return []want{{check: HostLayerDiffID, digest: s.Layers["L0"].ChainID.String()}, {check: HostLayerDiffID, digest: s.Layers["L2"].ChainID.String()}}
 		}},
 		{name: "edited size", apply: func(t *testing.T, s *dockertest.Store) {
 			editFile(t, s.Path(s.Layers["L2"].LayerDB+"/size"), "12345")
 		}, want: func(s *dockertest.Store) []want {
-			return []want{{check: LayerSize, digest: s.Layers["L2"].ChainID.String(), path: "/size"}}
+			return []want{{check: HostLayerSize, digest: s.Layers["L2"].ChainID.String(), path: "/size"}}
 		}},
 		{name: "orphan driver directory", apply: func(t *testing.T, s *dockertest.Store) {
 			dockertest.WriteFile(t, s.Path(s.LayerRoot(dockertest.HexID("orphan"))+"/leaked"), make([]byte, 4096), 0o644)
@@ -345,7 +345,7 @@ func corruptions() []corruption {
 		{name: "malformed distribution entry", apply: func(t *testing.T, s *dockertest.Store) {
 			dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+dockertest.HexID("blob")), []byte("sha256:abc\n"), 0o644)
 		}, want: func(s *dockertest.Store) []want {
-			return []want{{check: Distribution, path: dockertest.HexID("blob")}}
+			return []want{{check: HostDistribution, path: dockertest.HexID("blob")}}
 		}},
 		{name: "file replaced by a FIFO", apply: func(t *testing.T, s *dockertest.Store) {
 			p := s.Path(s.Layers["L0"].Dir + "/etc/hello")
@@ -540,7 +540,7 @@ func TestTarSplitNameClimbsOut(t *testing.T) {
 			r := runAudit(t, s.Root, Options{Jobs: 2})
 			requireFinding(t, r, want{check: UnsafePath, entry: evil, digest: l.ChainID.String()})
 			// Reading the sentinel would have rebuilt the right bytes.
-			requireFinding(t, r, want{check: LayerDiffID, digest: l.ChainID.String()})
+			requireFinding(t, r, want{check: HostLayerDiffID, digest: l.ChainID.String()})
 		})
 	}
 }

@@ -57,17 +57,17 @@ const (
 	LayerCacheDir report.Check = "host-layer-cache-dir"
 	// LayerCacheShared: two layers or mounts share one cache-id or mount-id [16].
 	LayerCacheShared report.Check = "host-layer-cache-shared"
-	// TarSplit: tar-split.json.gz is corrupt or truncated, or lists a path
+	// HostTarSplit: tar-split.json.gz is corrupt or truncated, or lists a path
 	// twice [20].
-	TarSplit report.Check = "host-tarsplit"
+	HostTarSplit report.Check = "host-tarsplit"
 	// TarSplitNotReproducible: an entry Docker itself cannot rebuild for a
 	// known, benign reason (FORMATS 2.7).
 	TarSplitNotReproducible report.Check = "host-tarsplit-not-reproducible"
-	// LayerDiffID: the tar stream rebuilt from tar-split and the layer
+	// HostLayerDiffID: the tar stream rebuilt from tar-split and the layer
 	// directory does not hash to diff [19].
-	LayerDiffID report.Check = "host-layer-diffid"
-	// LayerTar: the rebuilt stream is not a readable tar.
-	LayerTar report.Check = "host-layer-tar"
+	HostLayerDiffID report.Check = "host-layer-diffid"
+	// HostLayerTar: the rebuilt stream is not a readable tar.
+	HostLayerTar report.Check = "host-layer-tar"
 	// FileCRC: a file's content (CRC-64 or length) differs from what the
 	// tar-split recorded [18].
 	FileCRC report.Check = "host-file-crc"
@@ -77,8 +77,8 @@ const (
 	// UnsafePath: a tar-split name, or a symlink on its path, leads out of
 	// the layer directory; nothing outside is read [20].
 	UnsafePath report.Check = "host-unsafe-path"
-	// LayerSize: the size file disagrees with the driver's rule [22].
-	LayerSize report.Check = "host-layer-size"
+	// HostLayerSize: the size file disagrees with the driver's rule [22].
+	HostLayerSize report.Check = "host-layer-size"
 	// LstatMismatch: an entry on disk differs from its tar header (type,
 	// mode, owner, size, symlink target, hardlink identity, device numbers,
 	// xattrs) [21].
@@ -126,9 +126,9 @@ const (
 	OrphanDir report.Check = "host-orphan-dir"
 	// BuildKit: what BuildKit's snapshots.db owns (info) [29].
 	BuildKit report.Check = "host-buildkit"
-	// Distribution: distribution/ metadata is malformed or inconsistent
+	// HostDistribution: distribution/ metadata is malformed or inconsistent
 	// [30, 31, 33].
-	Distribution report.Check = "host-distribution"
+	HostDistribution report.Check = "host-distribution"
 	// DistributionStale: distribution/ entries whose layer is gone (info:
 	// Docker never removes them) [32].
 	DistributionStale report.Check = "host-distribution-stale"
@@ -151,14 +151,14 @@ func init() {
 		report.CheckInfo{ID: LayerParent, Severity: report.Error, Title: "host store: a layer's parent exists; the chain is acyclic and at most 125 deep"},
 		report.CheckInfo{ID: LayerCacheDir, Severity: report.Error, Title: "host store: the graph-driver directory of each layer's cache-id exists"},
 		report.CheckInfo{ID: LayerCacheShared, Severity: report.Error, Title: "host store: cache-ids and mount-ids are unique"},
-		report.CheckInfo{ID: TarSplit, Severity: report.Error, Title: "host store: tar-split.json.gz decodes to its end and lists no path twice"},
+		report.CheckInfo{ID: HostTarSplit, Severity: report.Error, Title: "host store: tar-split.json.gz decodes to its end and lists no path twice"},
 		report.CheckInfo{ID: TarSplitNotReproducible, Severity: report.Warning, Title: "host store: every tar-split entry can be rebuilt from the layer directory"},
-		report.CheckInfo{ID: LayerDiffID, Severity: report.Error, Title: "host store: the tar rebuilt from tar-split and the layer directory hashes to diff"},
-		report.CheckInfo{ID: LayerTar, Severity: report.Error, Title: "host store: the rebuilt layer stream is a readable tar"},
+		report.CheckInfo{ID: HostLayerDiffID, Severity: report.Error, Title: "host store: the tar rebuilt from tar-split and the layer directory hashes to diff"},
+		report.CheckInfo{ID: HostLayerTar, Severity: report.Error, Title: "host store: the rebuilt layer stream is a readable tar"},
 		report.CheckInfo{ID: FileCRC, Severity: report.Error, Title: "host store: every file's CRC-64 and length equal the tar-split's"},
 		report.CheckInfo{ID: LayerMissingFile, Severity: report.Error, Title: "host store: every entry of a layer's tar is present in its directory"},
 		report.CheckInfo{ID: UnsafePath, Severity: report.Error, Title: "host store: tar-split names resolve inside the layer directory"},
-		report.CheckInfo{ID: LayerSize, Severity: report.Error, Title: "host store: a layer's size file follows the graph driver's rule"},
+		report.CheckInfo{ID: HostLayerSize, Severity: report.Error, Title: "host store: a layer's size file follows the graph driver's rule"},
 		report.CheckInfo{ID: LstatMismatch, Severity: report.Error, Title: "host store: each entry on disk matches its tar header (type, mode, owner, size, link, device, xattrs)"},
 		report.CheckInfo{ID: ExtraFile, Severity: report.Error, Title: "host store: a layer directory holds no entry its tar lacks"},
 		report.CheckInfo{ID: Whiteout, Severity: report.Error, Title: "host store: whiteouts and opaque markers on disk match the tar"},
@@ -173,7 +173,7 @@ func init() {
 		report.CheckInfo{ID: OverlayCommitted, Severity: report.Info, Title: "host store: overlay2 layers with children are marked committed"},
 		report.CheckInfo{ID: OrphanDir, Severity: report.Warning, Title: "host store: every graph-driver directory belongs to a layer, a mount or BuildKit"},
 		report.CheckInfo{ID: BuildKit, Severity: report.Info, Title: "host store: graph-driver data owned by BuildKit"},
-		report.CheckInfo{ID: Distribution, Severity: report.Error, Title: "host store: distribution metadata is well formed and consistent"},
+		report.CheckInfo{ID: HostDistribution, Severity: report.Error, Title: "host store: distribution metadata is well formed and consistent"},
 		report.CheckInfo{ID: DistributionStale, Severity: report.Info, Title: "host store: distribution metadata for layers no longer stored"},
 	)
 }

@@ -103,7 +103,7 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 	if r.Complete {
 		if l.diff != "" && res.DiffID != l.diff {
 			msg := diskcheck.DiffIDMismatch(r) + " (diff); Docker's save and push fail (\"could not verify layer data\")"
-			a.layerFinding(l, with(finding(LayerDiffID, l.subject("diff"), "%s", msg), l.diff.String(), res.DiffID.String()))
+			a.layerFinding(l, with(finding(HostLayerDiffID, l.subject("diff"), "%s", msg), l.diff.String(), res.DiffID.String()))
 		}
 		if res.LimitErr != nil {
 			a.problem(l.subject(""), "the rebuilt layer was not read to its end: %v", res.LimitErr)
@@ -128,13 +128,13 @@ func (a *audit) checkSize(l *layerRec, r *diskcheck.Result) {
 	switch {
 	case a.drv.overlay:
 		if l.size != r.SumSize && l.size != r.DirSize {
-			a.layerFinding(l, with(finding(LayerSize, l.subject("size"),
+			a.layerFinding(l, with(finding(HostLayerSize, l.subject("size"),
 				"size is neither the sum of the tar's entry sizes (naive diff) nor the bytes in diff/ (native overlay diff): the directory grew or shrank, or size was edited"),
 				fmt.Sprintf("%d (tar entries) or %d (diff/ on disk)", r.SumSize, r.DirSize), fmt.Sprint(l.size)))
 		}
 	default:
 		if l.size != r.SumSize {
-			a.layerFinding(l, with(finding(LayerSize, l.subject("size"), "size is not the sum of the tar's entry sizes (the %s driver's rule)", a.drv.name),
+			a.layerFinding(l, with(finding(HostLayerSize, l.subject("size"), "size is not the sum of the tar's entry sizes (the %s driver's rule)", a.drv.name),
 				fmt.Sprint(r.SumSize), fmt.Sprint(l.size)))
 		}
 	}

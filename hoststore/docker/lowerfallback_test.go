@@ -26,7 +26,7 @@ func TestNoLowerFileNoFallback(t *testing.T) {
 			r := runAudit(t, s.Root, Options{Jobs: 2})
 			requireFinding(t, r, want{check: ExtraFile, entry: "etc/new.txt", digest: l0.ChainID.String()})
 			for _, f := range r.Findings {
-				if f.Check == LayerDiffID && f.Subject.Digest == l1.ChainID.String() {
+				if f.Check == HostLayerDiffID && f.Subject.Digest == l1.ChainID.String() {
 					t.Fatalf("with its lower file the layer reads etc/new.txt from its parent, as Docker's union mount does; got %s", findingsText(r))
 				}
 			}
@@ -35,7 +35,7 @@ func TestNoLowerFileNoFallback(t *testing.T) {
 			r = runAudit(t, s.Root, Options{Jobs: 2})
 			requireFinding(t, r, want{check: OverlayLower, digest: l1.ChainID.String()})
 			requireFinding(t, r, want{check: LayerMissingFile, entry: "etc/new.txt", digest: l1.ChainID.String()})
-			requireFinding(t, r, want{check: LayerDiffID, digest: l1.ChainID.String()})
+			requireFinding(t, r, want{check: HostLayerDiffID, digest: l1.ChainID.String()})
 		})
 	}
 }

@@ -142,11 +142,11 @@ func (a *audit) checkDistribution() {
 		}
 		b, err := a.readFile(rel, 1024)
 		if err != nil {
-			a.add(finding(Distribution, report.Subject{Path: rel}, "unreadable: %v", err))
+			a.add(finding(HostDistribution, report.Subject{Path: rel}, "unreadable: %v", err))
 			continue
 		}
 		if !digestRe.Match(b) {
-			a.add(with(finding(Distribution, report.Subject{Path: rel}, "diffid-by-digest entry is not a digest; Docker's pull cache would misread it"), "sha256:<64 hex>, no newline", quoteValue(b)))
+			a.add(with(finding(HostDistribution, report.Subject{Path: rel}, "diffid-by-digest entry is not a digest; Docker's pull cache would misread it"), "sha256:<64 hex>, no newline", quoteValue(b)))
 			continue
 		}
 		byDigest["sha256:"+e.Name()] = string(b)
@@ -166,7 +166,7 @@ func (a *audit) checkDistribution() {
 		}
 		b, err := a.readFile(rel, a.maxFile)
 		if err != nil {
-			a.add(finding(Distribution, report.Subject{Path: rel}, "unreadable: %v", err))
+			a.add(finding(HostDistribution, report.Subject{Path: rel}, "unreadable: %v", err))
 			continue
 		}
 		var entries []struct {
@@ -175,7 +175,7 @@ func (a *audit) checkDistribution() {
 			HMAC             string
 		}
 		if err := json.Unmarshal(b, &entries); err != nil {
-			a.add(finding(Distribution, report.Subject{Path: rel}, "v2metadata-by-diffid entry is not a JSON array of {Digest, SourceRepository, HMAC}: %v", err))
+			a.add(finding(HostDistribution, report.Subject{Path: rel}, "v2metadata-by-diffid entry is not a JSON array of {Digest, SourceRepository, HMAC}: %v", err))
 			continue
 		}
 		diffID := "sha256:" + e.Name()
@@ -183,12 +183,12 @@ func (a *audit) checkDistribution() {
 			subj := report.Subject{Path: rel, Entry: fmt.Sprintf("[%d]", i)}
 			switch {
 			case !digestRe.MatchString(m.Digest):
-				a.add(with(finding(Distribution, subj, "Digest is not a sha256 digest"), "sha256:<64 hex>", m.Digest))
+				a.add(with(finding(HostDistribution, subj, "Digest is not a sha256 digest"), "sha256:<64 hex>", m.Digest))
 			case m.HMAC != "" && !hex64.MatchString(m.HMAC):
-				a.add(with(finding(Distribution, subj, "HMAC is neither empty (pull) nor 64 hex (push)"), "\"\" or 64 hex", m.HMAC))
+				a.add(with(finding(HostDistribution, subj, "HMAC is neither empty (pull) nor 64 hex (push)"), "\"\" or 64 hex", m.HMAC))
 			default:
 				if got, ok := byDigest[m.Digest]; ok && got != diffID {
-					a.add(with(finding(Distribution, subj, "diffid-by-digest maps this blob to another diffID; Docker's pull cache is inconsistent (a pull would then fail)"), diffID, got))
+					a.add(with(finding(HostDistribution, subj, "diffid-by-digest maps this blob to another diffID; Docker's pull cache is inconsistent (a pull would then fail)"), diffID, got))
 				}
 			}
 		}

@@ -92,8 +92,7 @@ func (e *Env) notPrivileged() {
 
 // Finding builds a finding with the check's registered severity.
 func Finding(check report.Check, subj report.Subject, msg string, args ...any) report.Finding {
-	ci, _ := report.Lookup(check)
-	return report.Finding{Check: check, Severity: ci.Severity, Subject: subj, Message: fmt.Sprintf(msg, args...)}
+	return report.Finding{Check: check, Severity: report.SeverityOf(check), Subject: subj, Message: fmt.Sprintf(msg, args...)}
 }
 
 // With sets a finding's expected and actual values.
