@@ -17,19 +17,18 @@ func TestDependencyDirection(t *testing.T) {
 		t.Skipf("go list unavailable: %v", err)
 	}
 	forbidden := map[string][]string{
-		"report":                       {mod + "/"},
-		"source":                       {mod + "/source/", mod + "/verify", mod + "/registryclient", mod + "/hoststore", mod + "/tarsplit", mod + "/fixtures"},
-		"tarsplit":                     {mod + "/"},
-		"verify":                       {mod + "/source/", mod + "/registryclient", mod + "/hoststore", mod + "/cmd", mod + "/fixtures"},
-		"source/":                      {mod + "/verify", mod + "/registryclient", mod + "/hoststore", mod + "/cmd", mod + "/fixtures"},
-		"registryclient":               {mod + "/verify", mod + "/hoststore", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
-		"hoststore/":                   {mod + "/registryclient", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
-		"cmd/":                         {mod + "/fixtures"},
-		"compare":                      {mod + "/cmd", mod + "/fixtures", mod + "/registryclient", mod + "/source/"},
-		"store":                        {mod + "/hoststore", mod + "/source/", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
-		"ref":                          {mod + "/"},
-		"policy":                       {mod + "/verify", mod + "/source", mod + "/hoststore", mod + "/store", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
-		"hoststore/internal/diskcheck": {mod + "/"},
+		"report":         {mod + "/"},
+		"source":         {mod + "/source/", mod + "/verify", mod + "/registryclient", mod + "/hoststore", mod + "/tarsplit", mod + "/fixtures"},
+		"tarsplit":       {mod + "/"},
+		"verify":         {mod + "/source/", mod + "/registryclient", mod + "/hoststore", mod + "/cmd", mod + "/fixtures"},
+		"source/":        {mod + "/verify", mod + "/registryclient", mod + "/hoststore", mod + "/cmd", mod + "/fixtures"},
+		"registryclient": {mod + "/verify", mod + "/hoststore", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
+		"hoststore/":     {mod + "/registryclient", mod + "/cmd", mod + "/fixtures", mod + "/source/"},
+		"cmd/":           {mod + "/fixtures"},
+		"compare":        {mod + "/cmd", mod + "/fixtures", mod + "/registryclient", mod + "/source/"},
+		"store":          {mod + "/hoststore", mod + "/source/", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
+		"ref":            {mod + "/"},
+		"policy":         {mod + "/verify", mod + "/source", mod + "/hoststore", mod + "/store", mod + "/registryclient", mod + "/compare", mod + "/cmd", mod + "/fixtures"},
 	}
 	allowedInReport := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
