@@ -43,4 +43,6 @@ func init() {
 		report.CheckInfo{ID: CheckNotUnpacked, Severity: report.Info, Title: "containerd image not unpacked into any snapshotter"},
 		report.CheckInfo{ID: CheckMetadata, Severity: report.Error, Title: "containerd meta.db and snapshotter records are well formed"},
 	)
+	// Their findings carry the size in bytes as Actual where it is known.
+	report.RegisterOrphan(CheckBlobOrphan, CheckSnapshotOrphan)
 }
