@@ -25,8 +25,9 @@ type audit struct {
 	maxPer  int
 	uidOff  int
 	gidOff  int
-	// privileged: running as root, so trusted.* xattrs (overlay whiteout
-	// markers) are visible.
+	// privileged: CAP_SYS_ADMIN is effective (root, not a capability-
+	// dropped container), so trusted.* xattrs (overlay whiteout markers)
+	// are visible.
 	privileged bool
 	// xattrOK: /proc/self/fd resolves descriptors, so xattrs can be listed
 	// without opening files.
@@ -61,7 +62,7 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 		links:      map[string]string{},
 		full:       len(s.opts.Images) == 0,
 		scope:      map[*layerRec]bool{},
-		privileged: os.Geteuid() == 0,
+		privileged: seesTrustedXattrs(),
 		xattrOK:    procUsable(),
 	}
 	if a.maxFile <= 0 {

@@ -260,6 +260,6 @@ func (a *audit) checkImageRootLeftovers() {
 // notPrivileged notes once that trusted.* xattrs could not be seen.
 func (a *audit) notPrivileged() {
 	a.unprivOnce.Do(func() {
-		a.problem(report.Subject{Path: a.drv.dirRel}, "not running as root: trusted.* xattrs (overlay2's opaque markers) are invisible, so opaque directories were not checked")
+		a.problem(report.Subject{Path: a.drv.dirRel}, "not running with CAP_SYS_ADMIN (not root, or root with capabilities dropped): trusted.* xattrs (overlay2's opaque markers) are invisible, so opaque directories were not checked")
 	})
 }

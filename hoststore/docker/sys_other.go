@@ -18,3 +18,5 @@ func xattrs(*os.Root, string) (map[string]string, error) {
 }
 
 func procUsable() bool { return false }
+
+func seesTrustedXattrs() bool { return os.Geteuid() == 0 }
