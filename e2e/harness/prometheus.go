@@ -54,27 +54,39 @@ type NodeExporter struct {
 
 // StartNodeExporter starts node-exporter with --collector.textfile.directory dir.
 func (e *Env) StartNodeExporter(bin, dir string) (*NodeExporter, error) {
+	p, addr, err := e.startOnFreePort("node-exporter", 10*time.Second, func(addr string) []string {
+		return []string{bin, "--web.listen-address=" + addr, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory=" + dir}
+	}, "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	return &NodeExporter{Proc: p, Addr: addr}, nil
+}
+
+// startOnFreePort starts a daemon listening on a free port of 127.0.0.1 and
+// waits until GET readyPath answers 200; another process may take the port
+// first, so it tries three times.
+func (e *Env) startOnFreePort(name string, grace time.Duration, argv func(addr string) []string, readyPath string) (*Proc, string, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr, err := freePort()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		p, err := e.startProc("node-exporter", []string{bin, "--web.listen-address=" + addr,
-			"--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory=" + dir}, nil, 10*time.Second)
+		p, err := e.startProc(name, argv(addr), nil, grace)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		lastErr = waitFor(30*time.Second, p, "node-exporter to answer on "+addr, func() error {
-			_, err := HTTPGet("http://" + addr + "/metrics")
+		lastErr = waitFor(60*time.Second, p, name+" to answer on "+addr+readyPath, func() error {
+			_, err := HTTPGet("http://" + addr + readyPath)
 			return err
 		})
 		if lastErr == nil {
-			return &NodeExporter{Proc: p, Addr: addr}, nil
+			return p, addr, nil
 		}
 		_ = p.Stop()
 	}
-	return nil, lastErr
+	return nil, "", lastErr
 }
 
 // Prometheus is a prometheus server on 127.0.0.1 scraping static targets.
@@ -98,27 +110,14 @@ func (e *Env) StartPrometheus(bin string, targets []string, interval time.Durati
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := e.startProc("prometheus", []string{bin, "--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
-			"--web.listen-address=" + addr, "--web.console.templates=" + dir, "--web.console.libraries=" + dir}, nil, 20*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		lastErr = waitFor(60*time.Second, p, "prometheus to be ready on "+addr, func() error {
-			_, err := HTTPGet("http://" + addr + "/-/ready")
-			return err
-		})
-		if lastErr == nil {
-			return &Prometheus{Proc: p, Addr: addr, Dir: dir}, nil
-		}
-		_ = p.Stop()
+	p, addr, err := e.startOnFreePort("prometheus", 20*time.Second, func(addr string) []string {
+		return []string{bin, "--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr, "--web.console.templates=" + dir, "--web.console.libraries=" + dir}
+	}, "/-/ready")
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return &Prometheus{Proc: p, Addr: addr, Dir: dir}, nil
 }
 
 func quoteAll(s []string) []string {
