@@ -26,6 +26,7 @@ e2e: e2e-install
 	rc=0; \
 	LAYERCHECK_E2E_WORKDIR="$$dir" LAYERCHECK_E2E_REQUIRE=1 LAYERCHECK_E2E_DRIVERS="$(E2E_DRIVERS)" \
 		$(GO) test -tags e2e $(E2E_TEST_FLAGS) $(if $(E2E_RUN),-run '$(E2E_RUN)') ./e2e/... || rc=$$?; \
+	LAYERCHECK_E2E_REQUIRE=1 $(GO) -C deploy/kubernetes test -tags e2e -count=1 -run Promtool ./... || rc=$$?; \
 	$(GO) run ./e2e/cmd/e2e-reap "$$dir" || rc=1; \
 	exit $$rc
 

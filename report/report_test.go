@@ -312,3 +312,24 @@ func TestUnregisteredCheck(t *testing.T) {
 		t.Errorf("LayerDigest: severity %v, producer %q", SeverityOf(LayerDigest), Producer(LayerDigest))
 	}
 }
+
+func TestOrphanBytes(t *testing.T) {
+	const c Check = "test-orphan-bytes"
+	RegisterOrphan(c)
+	for _, tc := range []struct {
+		f      Finding
+		n      int64
+		orphan bool
+	}{
+		{Finding{Check: c, Actual: "4096"}, 4096, true},
+		{Finding{Check: c, Actual: ""}, 0, true},
+		{Finding{Check: c, Actual: "-3"}, 0, true},
+		{Finding{Check: c, Actual: "4 KiB"}, 0, true},
+		{Finding{Check: LayerSize, Actual: "4096"}, 0, false},
+	} {
+		n, ok := tc.f.OrphanBytes()
+		if n != tc.n || ok != tc.orphan {
+			t.Errorf("%s Actual %q: OrphanBytes() = %d, %v; want %d, %v", tc.f.Check, tc.f.Actual, n, ok, tc.n, tc.orphan)
+		}
+	}
+}

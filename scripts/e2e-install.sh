@@ -13,6 +13,8 @@ set -eu
 # command -> package that provides it. btrfs-progs and fuse-overlayfs serve the
 # optional btrfs and fuse-overlayfs dockerds; the suite runs without them when
 # the kernel or the mount refuses, but installs them so that it can try.
+# prometheus-node-exporter and prometheus (with promtool) serve the metrics
+# tests (e2e/metrics_test.go).
 PACKAGES="
 dockerd:docker.io
 docker-registry:docker-registry
@@ -23,6 +25,9 @@ runc:runc
 busybox:busybox-static
 mkfs.btrfs:btrfs-progs
 fuse-overlayfs:fuse-overlayfs
+prometheus-node-exporter:prometheus-node-exporter
+prometheus:prometheus
+promtool:prometheus
 "
 
 if [ "$(id -u)" != 0 ]; then
@@ -80,7 +85,7 @@ apt-get install -y -qq --no-install-recommends $missing
 # A package may still have started a daemon on a system where policy-rc.d is
 # not consulted (systemd units enabled by deb-systemd-invoke honour it too, but
 # be sure): stop what the packages' own init scripts started, by their pidfiles.
-for pidfile in /var/run/docker.pid /run/docker.pid /run/containerd/containerd.pid; do
+for pidfile in /var/run/docker.pid /run/docker.pid /run/containerd/containerd.pid /run/prometheus/prometheus.pid /run/prometheus-node-exporter.pid; do
 	if [ -s "$pidfile" ]; then
 		pid=$(cat "$pidfile")
 		if kill -0 "$pid" 2>/dev/null; then

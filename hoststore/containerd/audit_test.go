@@ -361,6 +361,9 @@ func TestOrphanBlobAndSnapshotDir(t *testing.T) {
 	if f.Actual != "1234" {
 		t.Errorf("orphan dir size %q, want 1234", f.Actual)
 	}
+	if n, ok := f.OrphanBytes(); !ok || n != 1234 {
+		t.Errorf("OrphanBytes() = %d, %v; want 1234, true (report.RegisterOrphan)", n, ok)
+	}
 }
 
 func TestWrongGCLabels(t *testing.T) {

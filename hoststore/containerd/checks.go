@@ -61,4 +61,6 @@ func init() {
 		report.CheckInfo{ID: CheckSnapshotFileUnchecked, Severity: report.Info, Title: "committed snapshot whose files could not be checked against a local layer blob"},
 		report.CheckInfo{ID: CheckSnapshotFileActive, Severity: report.Info, Title: "container's writable (active) snapshot, with its size; not compared"},
 	)
+	// Their findings carry the size in bytes as Actual where it is known.
+	report.RegisterOrphan(CheckBlobOrphan, CheckSnapshotOrphan)
 }

@@ -74,7 +74,7 @@ type snapFiles struct {
 }
 
 func newSnapFiles(st *Store) *snapFiles {
-	return &snapFiles{st: st, privileged: os.Geteuid() == 0, xattrOK: diskcheck.ProcUsable(),
+	return &snapFiles{st: st, privileged: diskcheck.SeesTrustedXattrs(), xattrOK: diskcheck.ProcUsable(),
 		checks: map[string]*snapCheck{}, byBlob: map[string][]*snapCheck{}, lists: map[string]*entryList{}, seed: maphash.MakeSeed()}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -65,7 +64,7 @@ func (s *Store) Audit(ctx context.Context, b *report.Builder) error {
 		},
 		Layout:     diskcheck.Layout{Overlay: s.driver == "overlay", OverlayWhiteouts: s.driver == "overlay", FullRoot: s.driver == "vfs"},
 		Product:    "containers-storage",
-		Privileged: os.Geteuid() == 0,
+		Privileged: diskcheck.SeesTrustedXattrs(),
 		XattrOK:    diskcheck.ProcUsable(),
 		Problem:    b.Problem,
 		DriverDir:  s.driver,

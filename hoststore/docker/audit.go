@@ -65,7 +65,7 @@ func newAudit(s *Store, b *report.Builder) (*audit, error) {
 		Layout:     diskcheck.Layout{Overlay: a.drv.overlay, OverlayWhiteouts: a.drv.overlayWhiteouts, FullRoot: a.drv.fullRoot},
 		Product:    "Docker",
 		MaxPer:     a.maxPer,
-		Privileged: os.Geteuid() == 0,
+		Privileged: diskcheck.SeesTrustedXattrs(),
 		XattrOK:    diskcheck.ProcUsable(),
 		Problem:    a.problem,
 		DriverDir:  a.drv.dirRel,

@@ -176,4 +176,6 @@ func init() {
 		report.CheckInfo{ID: HostDistribution, Severity: report.Error, Title: "host store: distribution metadata is well formed and consistent"},
 		report.CheckInfo{ID: DistributionStale, Severity: report.Info, Title: "host store: distribution metadata for layers no longer stored"},
 	)
+	// A finding of OrphanDir carries the directory's size in bytes as its Actual.
+	report.RegisterOrphan(OrphanDir)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore/internal/diskcheck"
@@ -70,7 +71,9 @@ func (a *audit) checkOrphans() {
 		if a.bk != nil && a.bk.err != nil {
 			msg += " (BuildKit's snapshot database could not be read: it may own this directory)"
 		}
-		a.add(finding(OrphanDir, report.Subject{Path: rel}, "%s", msg))
+		f := finding(OrphanDir, report.Subject{Path: rel}, "%s", msg)
+		f.Actual = strconv.FormatInt(size, 10) // the orphan's bytes (report.RegisterOrphan)
+		a.add(f)
 	}
 	if bkDirs > 0 {
 		a.add(finding(BuildKit, report.Subject{Path: "buildkit/snapshots.db"}, "BuildKit owns %d graph-driver directories (%s), not counted as orphans; `docker builder prune` reclaims BuildKit's cache", bkDirs, humanSize(bkSize)))

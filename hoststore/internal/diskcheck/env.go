@@ -86,7 +86,7 @@ func (e *Env) problem(subj report.Subject, format string, args ...any) {
 
 func (e *Env) notPrivileged() {
 	e.unprivOnce.Do(func() {
-		e.problem(report.Subject{Path: e.DriverDir}, "not running as root: trusted.* xattrs (overlay's opaque markers) are invisible, so opaque directories were not checked")
+		e.problem(report.Subject{Path: e.DriverDir}, "not running with CAP_SYS_ADMIN (not root, or root with capabilities dropped): trusted.* xattrs (overlay's opaque markers) are invisible, so opaque directories were not checked")
 	})
 }
 

@@ -78,3 +78,17 @@ func ProcUsable() bool {
 	_, err := os.Stat("/proc/self/fd")
 	return err == nil
 }
+
+// SeesTrustedXattrs says whether this process can read trusted.* xattrs
+// (overlay2's opaque markers): the kernel shows them only to a process with
+// CAP_SYS_ADMIN in its effective set. Root with its capabilities dropped (a
+// Kubernetes pod with only DAC_READ_SEARCH) cannot, and must not take their
+// absence for a missing marker.
+func SeesTrustedXattrs() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.Geteuid() == 0
+	}
+	return data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0
+}

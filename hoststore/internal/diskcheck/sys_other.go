@@ -18,3 +18,6 @@ func Xattrs(*os.Root, string) (map[string]string, error) {
 }
 
 func ProcUsable() bool { return false }
+
+// SeesTrustedXattrs: without capabilities to ask about, root is taken to see them.
+func SeesTrustedXattrs() bool { return os.Geteuid() == 0 }
