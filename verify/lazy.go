@@ -237,7 +237,9 @@ func (lz *lazyState) readFile(name string, size int64, r io.Reader, start int64)
 	}
 	lz.whole.Reset()
 	lz.part.Reset()
-	seg := segment{c: lz.cur.c, aligned: lz.cur.u == start}
+	// The frame holding the file's first byte may start only when that
+	// byte is asked for: a segment takes its frame when its first byte passes.
+	var seg segment
 	cut := func(pos int64, c int64) {
 		lz.part.Sum(seg.sum[:0])
 		if lz.segs < maxSegments {
@@ -260,9 +262,12 @@ func (lz *lazyState) readFile(name string, size int64, r io.Reader, start int64)
 				b := lz.bounds[0]
 				lz.bounds = lz.bounds[1:]
 				lz.cur = b
-				if b.u == pos && pos > start {
+				if b.u == pos && seg.size > 0 {
 					cut(pos, b.c)
 				}
+			}
+			if seg.size == 0 {
+				seg.c, seg.aligned = lz.cur.c, lz.cur.u == pos
 			}
 			k := int64(len(chunk))
 			if len(lz.bounds) > 0 && lz.bounds[0].u < pos+k {
