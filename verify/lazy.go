@@ -172,6 +172,7 @@ type lazyState struct {
 	bounds  []boundary
 	cur     boundary
 	frames  []skipFrame
+	kept    int64 // bytes of frames kept
 	members int   // gzip members seen
 	lastGz  int64 // offset of the last gzip member
 	lastExt []byte
@@ -345,7 +346,8 @@ func (z *zstdFrames) nextFrame() (int64, bool) {
 			z.br.Discard(8)
 			z.off += 8
 			f := skipFrame{off: z.off, size: size}
-			if size <= z.lz.opts.MaxTOCSize && len(z.lz.frames) < maxKeptFrames {
+			if size <= z.lz.opts.MaxTOCSize && len(z.lz.frames) < maxKeptFrames && z.lz.kept+size <= 2*z.lz.opts.MaxTOCSize+64 {
+				z.lz.kept += size
 				f.data = make([]byte, size)
 				n, _ := io.ReadFull(z.br, f.data)
 				f.data, f.truncated = f.data[:n], int64(n) < size
