@@ -3,7 +3,6 @@ package source
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,14 +34,25 @@ func ReadSmallFile(p string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	return readLimited(f, limit, p)
+}
+
+// OpenDir checks that dir is a directory and returns its real path (every
+// symlink resolved), to confine what is read below it. what names the kind
+// of directory in errors ("OCI layout").
+func OpenDir(dir, what string) (string, error) {
+	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("opening %s: %w", what, err)
 	}
-	if int64(len(data)) > limit {
-		return nil, &LimitError{What: p, Limit: limit}
+	if !st.IsDir() {
+		return "", fmt.Errorf("opening %s %s: not a directory: %w", what, dir, ErrUnsupported)
 	}
-	return data, nil
+	root, err := RealPath(dir)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", what, err)
+	}
+	return root, nil
 }
 
 // Within reports whether p is root or below it (both cleaned, absolute or not alike).

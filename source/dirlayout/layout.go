@@ -111,16 +111,9 @@ func Open(dir string, opts Options) (*Layout, error) {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
-	st, err := os.Stat(dir)
+	root, err := source.OpenDir(dir, "dir: layout")
 	if err != nil {
-		return nil, fmt.Errorf("opening dir: layout: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("opening dir: layout %s: not a directory: %w", dir, source.ErrUnsupported)
-	}
-	root, err := source.RealPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening dir: layout: %w", err)
+		return nil, err
 	}
 	l := &Layout{dir: dir, root: root, opts: opts}
 	mb, err := source.ConfinedFile(dir, root, ManifestFile, "", "the dir: layout")

@@ -59,16 +59,9 @@ func Open(dir string, opts Options) (*Layout, error) {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
-	st, err := os.Stat(dir)
+	root, err := source.OpenDir(dir, "OCI layout")
 	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("opening OCI layout %s: not a directory: %w", dir, source.ErrUnsupported)
-	}
-	root, err := source.RealPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout: %w", err)
+		return nil, err
 	}
 	l := &Layout{dir: dir, root: root, opts: opts}
 
