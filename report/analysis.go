@@ -73,6 +73,9 @@ type LayerAnalysis struct {
 	// Partial: the layer was not read to its end (see the image's findings
 	// and problems), or it is missing.
 	Partial bool `json:"partial,omitempty"`
+	// Lazy names the lazy-pull format the layer's descriptor declares
+	// ("estargz", "zstd:chunked"): its table of contents was checked too.
+	Lazy string `json:"lazy,omitempty"`
 }
 
 // FileSize is one file and its size.
@@ -138,6 +141,9 @@ func WriteAnalysis(w io.Writer, r *Report) error {
 				mark = " (partial)"
 			} else if l.Truncated {
 				mark = " (truncated)"
+			}
+			if l.Lazy != "" {
+				mark += " (" + clean(l.Lazy) + ")"
 			}
 			p.linef("  %d%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s", l.Index, mark, l.Regular, l.Dirs, l.Symlinks+l.Hardlinks, l.Other,
 				l.Whiteouts, l.OpaqueDirs, humanSize(l.Bytes), ratio(l.CompressionRatio), hidden(l.HiddenFiles, l.HiddenBytes))

@@ -58,6 +58,18 @@ const (
 	LayerLimit      Check = "layer-limit"          // a resource limit stopped the check (decompression bomb, huge header)
 )
 
+// Lazy-pull layer checks (eStargz, zstd:chunked): the table of contents
+// (TOC) lazy pullers trust to fetch and place files.
+const (
+	LayerTOCDigest     Check = "layer-toc-digest"      // the TOC does not hash to the digest its layer annotation pins
+	LayerTOCPosition   Check = "layer-toc-position"    // the TOC is not where the annotation or the footer says
+	LayerTOCParse      Check = "layer-toc-parse"       // the TOC does not decompress, parse or stay within the limits
+	LayerTOCFileDigest Check = "layer-toc-file-digest" // a regular file's digest or size in the TOC differs from the tar, or the TOC and the tar list different files
+	LayerTOCChunk      Check = "layer-toc-chunk"       // a chunk's digest, offsets or extent differ from the stream
+	LayerTOCTarSplit   Check = "layer-toc-tarsplit"    // the tar-split of a zstd:chunked layer differs from its digest or from the stream
+	LayerTOCUnchecked  Check = "layer-toc-unchecked"   // a lazy-pull layer whose TOC could not be checked (a streamed source)
+)
+
 // Archive and layout checks.
 const (
 	ArchiveUnsafePath Check = "archive-unsafe-path" // member name with .. or absolute path, or a link leaving the archive
@@ -200,6 +212,13 @@ func init() {
 		CheckInfo{LayerMissing, Error, "every referenced layer blob is present"},
 		CheckInfo{LayerForeign, Info, "foreign or non-distributable layer skipped"},
 		CheckInfo{LayerLimit, Error, "layer stayed within the resource limits"},
+		CheckInfo{LayerTOCDigest, Error, "lazy-pull layer: the TOC hashes to the digest its annotation pins (zstd:chunked manifest-checksum, eStargz toc.digest)"},
+		CheckInfo{LayerTOCPosition, Error, "lazy-pull layer: the TOC is where the manifest-position annotation and the footer say"},
+		CheckInfo{LayerTOCParse, Error, "lazy-pull layer: the TOC decompresses, parses and stays within the limits"},
+		CheckInfo{LayerTOCFileDigest, Error, "lazy-pull layer: every regular file's digest and size in the TOC match the tar, which holds exactly the TOC's files"},
+		CheckInfo{LayerTOCChunk, Error, "lazy-pull layer: every chunk's digest and offsets match the stream and lie inside the blob"},
+		CheckInfo{LayerTOCTarSplit, Error, "zstd:chunked layer: the tar-split hashes to the TOC's tarSplitDigest and matches the tar stream"},
+		CheckInfo{LayerTOCUnchecked, Info, "lazy-pull layer whose TOC was not checked (a source streamed as a whole)"},
 		CheckInfo{ArchiveUnsafePath, Error, "archive member names and links stay inside the archive"},
 		CheckInfo{ArchiveManifest, Error, "archive or layout metadata (manifest.json, index.json, oci-layout) is valid"},
 		CheckInfo{ArchiveMember, Error, "every member the metadata names is present and a regular file"},

@@ -80,12 +80,17 @@ func ReadAll(ctx context.Context, b Blob, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	return readLimited(rc, limit, b.Location())
+}
+
+// readLimited reads r to its end, refusing more than limit bytes (what names it).
+func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, &LimitError{What: b.Location(), Limit: limit}
+		return nil, &LimitError{What: what, Limit: limit}
 	}
 	return data, nil
 }

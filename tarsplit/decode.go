@@ -46,6 +46,12 @@ func Open(r io.Reader) (*Reader, error) {
 	return &Reader{gz: gz, br: bufio.NewReaderSize(gz, 64<<10), track: newTracker(true)}, nil
 }
 
+// OpenJSON starts decoding tar-split records already decompressed (the JSON
+// lines zstd:chunked layers carry in a zstd frame of their own).
+func OpenJSON(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), track: newTracker(true)}
+}
+
 // jsonEntry is a record as tar-split's JSON packer writes it.
 type jsonEntry struct {
 	Type     int    `json:"type"`

@@ -141,6 +141,8 @@ type AnalyzedLayer struct {
 	StoredSize int64
 	TarSize    int64
 	Complete   bool
+	// Lazy is the lazy-pull format the layer's descriptor declares, or "".
+	Lazy LazyKind
 }
 
 // AnalyzeImage combines the layers' analyzers, base layer first, into the
@@ -152,10 +154,10 @@ func AnalyzeImage(layers []AnalyzedLayer, topFiles int) *report.ImageAnalysis {
 	}
 	out := &report.ImageAnalysis{Layers: make([]report.LayerAnalysis, len(layers)), Efficiency: 1}
 	for i, l := range layers {
-		la := report.LayerAnalysis{Index: i}
+		la := report.LayerAnalysis{Index: i, Lazy: string(l.Lazy)}
 		if l.Analyzer != nil {
 			la = l.Analyzer.stats
-			la.Index = i
+			la.Index, la.Lazy = i, string(l.Lazy)
 			la.Largest = append([]report.FileSize(nil), la.Largest...)
 		}
 		if l.StoredSize > 0 && l.TarSize > 0 {
@@ -356,6 +358,7 @@ func (r *run) imageAnalysis(w *imageWork) *report.ImageAnalysis {
 	}
 	ls := make([]AnalyzedLayer, len(w.layers))
 	for i, l := range w.layers {
+		ls[i].Lazy = LazyOf(l.ref.Desc.Annotations)
 		if l.job == nil || l.job.res == nil || l.job.err != nil {
 			continue
 		}
@@ -363,7 +366,7 @@ func (r *run) imageAnalysis(w *imageWork) *report.ImageAnalysis {
 		r.analysis.mu.Lock()
 		a := r.analysis.byKey[l.job.blob.Key()]
 		r.analysis.mu.Unlock()
-		ls[i] = AnalyzedLayer{Analyzer: a, StoredSize: res.StoredSize, TarSize: res.TarSize,
+		ls[i] = AnalyzedLayer{Analyzer: a, StoredSize: res.StoredSize, TarSize: res.TarSize, Lazy: ls[i].Lazy,
 			Complete: res.TarEnd && res.TarErr == nil && res.DecompressErr == nil && res.LimitErr == nil}
 	}
 	return AnalyzeImage(ls, r.analysis.opts.TopFiles)

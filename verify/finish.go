@@ -201,6 +201,9 @@ func (r *run) evaluate(w *imageWork) {
 				w.add(report.LayerDiffID, li, subj, "uncompressed layer does not hash to the config's diff_id", want.String(), res.DiffID.String())
 			}
 		}
+		if kind := LazyOf(d.Annotations); kind != "" {
+			evaluateTOC(w, li, subj, d.Annotations, kind, res.TOC)
+		}
 		for _, dup := range res.Duplicates {
 			s := subj
 			s.Entry = dup
@@ -211,6 +214,37 @@ func (r *run) evaluate(w *imageWork) {
 			s.Entry = u
 			w.add(report.LayerUnsafePath, li, s, "entry climbs out of the root", "", "")
 		}
+	}
+}
+
+// evaluateTOC turns a lazy-pull layer's TOC check into findings: the
+// measured TOC digest against this descriptor's annotation, and what the
+// pass found wrong inside the TOC.
+func evaluateTOC(w *imageWork, li *int, subj report.Subject, ann map[string]string, kind LazyKind, t *TOCResult) {
+	if t == nil || t.Kind != kind {
+		w.add(report.LayerTOCUnchecked, li, subj, fmt.Sprintf("%s layer: its TOC was not checked (the source was streamed as a whole, or another descriptor of the blob declares another format)", kind), "", "")
+		return
+	}
+	key := AnnotationEStargzTOCDigest
+	if kind == LazyZstdChunked {
+		key = AnnotationZstdChunkedChecksum
+		if ann[key] == "" {
+			key = AnnotationZstdChunkedChecksumOld
+		}
+	}
+	if t.Digest != "" {
+		want := digest.Digest(ann[key])
+		switch {
+		case want.Validate() != nil:
+			w.add(report.LayerTOCDigest, li, subj, fmt.Sprintf("the %s annotation is not a valid digest", key), "a digest", ann[key])
+		case want != t.Digest:
+			w.add(report.LayerTOCDigest, li, subj, fmt.Sprintf("the TOC does not hash to the digest the %s annotation pins: a lazy pull would refuse the layer, or trust another TOC", key), want.String(), t.Digest.String())
+		}
+	}
+	for _, f := range t.Findings {
+		s := subj
+		s.Entry = f.Entry
+		w.add(f.Check, li, s, kind.String()+": "+f.Message, f.Expected, f.Actual)
 	}
 }
 

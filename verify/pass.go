@@ -18,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+	"github.com/layercheck/layercheck/report"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -87,6 +88,9 @@ type PassOptions struct {
 	ZstdMaxWindow uint64
 	// NoTarWalk hashes the stream without parsing it as a tar (non-layer blobs).
 	NoTarWalk bool
+	// TOC, when set, checks a lazy-pull layer's table of contents (lazy.go).
+	// Nil leaves the pass as it is for every ordinary layer.
+	TOC *TOCOptions
 }
 
 // PassResult is everything one pass measured. Problems with the data are
@@ -124,6 +128,9 @@ type PassResult struct {
 
 	Duplicates  []string // cleaned paths seen twice (first 20)
 	UnsafePaths []string // names or link targets climbing out of the root (first 20)
+
+	// TOC is the lazy-pull table of contents check, when PassOptions.TOC asked for it.
+	TOC *TOCResult
 }
 
 const (
@@ -238,22 +245,37 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 
 	var plain io.Reader // the uncompressed tar stream
 	var closeDec func() error
-	switch res.Compression {
-	case CompressionNone:
+	lz, mismatch := lazyFor(opts, res.Compression)
+	if mismatch != nil {
+		res.TOC = mismatch
+	}
+	switch {
+	case lz != nil && res.Compression == CompressionGzip:
+		g := &gzipMembers{br: br, stored: stored, lz: lz}
+		plain, closeDec = g, func() error {
+			if g.zr != nil {
+				return g.zr.Close()
+			}
+			return nil
+		}
+	case lz != nil && res.Compression == CompressionZstd:
+		dec, err := zstd.NewReader(nil, zstdOptions(opts)...)
+		if err != nil {
+			res.DecompressErr = fmt.Errorf("zstd: %w", err)
+		} else {
+			plain, closeDec = &framedZstd{dec: dec, z: &zstdFrames{br: br, lz: lz}}, func() error { dec.Close(); return nil }
+		}
+	case res.Compression == CompressionNone:
 		plain = br
-	case CompressionGzip:
+	case res.Compression == CompressionGzip:
 		zr, err := pgzip.NewReader(br)
 		if err != nil {
 			res.DecompressErr = fmt.Errorf("gzip header: %w", err)
 		} else {
 			plain, closeDec = zr, zr.Close
 		}
-	case CompressionZstd:
-		win := opts.ZstdMaxWindow
-		if win == 0 {
-			win = 128 << 20
-		}
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(win), zstd.WithDecoderLowmem(true))
+	case res.Compression == CompressionZstd:
+		zr, err := zstd.NewReader(br, zstdOptions(opts)...)
 		if err != nil {
 			res.DecompressErr = fmt.Errorf("zstd: %w", err)
 		} else {
@@ -279,15 +301,19 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 			return nil
 		}
 		var in io.Reader = tarSide
-		if len(opts.Taps) > 0 {
-			in = io.TeeReader(tarSide, io.MultiWriter(opts.Taps...))
+		taps := opts.Taps
+		if lz != nil && lz.capture != nil {
+			taps = append(taps[:len(taps):len(taps)], lz.capture)
+		}
+		if len(taps) > 0 {
+			in = io.TeeReader(tarSide, io.MultiWriter(taps...))
 		}
 		tin := bufio.NewReaderSize(in, tarBufSize)
 		if opts.NoTarWalk {
 			_, err := io.Copy(io.Discard, tin)
 			classify(res, stored, tarSide, err)
 		} else {
-			walkTar(res, tin, tarSide, stored, opts)
+			walkTar(res, tin, tarSide, stored, opts, lz)
 		}
 		if closeDec != nil {
 			if err := closeDec(); err != nil && res.DecompressErr == nil && res.LimitErr == nil && stored.failed() == nil {
@@ -304,6 +330,9 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 	}
 	res.StoredSize = stored.n
 	res.StoredDigest = digest.NewDigest(digest.SHA256, stored.h)
+	if lz != nil {
+		res.TOC = lz.finish(stored.n, brokenStream(ctx, res, stored))
+	}
 	if tarSide != nil {
 		res.TarSize = tarSide.n
 		if tarSide.h != nil {
@@ -320,6 +349,46 @@ func Pass(ctx context.Context, r io.Reader, opts PassOptions) (*PassResult, erro
 		return res, err
 	}
 	return res, nil
+}
+
+// zstdOptions are the decoder options of every zstd layer.
+func zstdOptions(opts PassOptions) []zstd.DOption {
+	win := opts.ZstdMaxWindow
+	if win == 0 {
+		win = 128 << 20
+	}
+	return []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(win), zstd.WithDecoderLowmem(true)}
+}
+
+// lazyFor returns the TOC bookkeeping a pass needs, or nil for an ordinary
+// layer; a layer whose compression cannot carry the declared format gets a
+// result saying so instead.
+func lazyFor(opts PassOptions, c Compression) (*lazyState, *TOCResult) {
+	if opts.TOC == nil || opts.TOC.Kind == "" || opts.NoTarWalk {
+		return nil, nil
+	}
+	ok := c == CompressionZstd || (opts.TOC.Kind == LazyEStargz && c == CompressionGzip)
+	if !ok {
+		r := &TOCResult{Kind: opts.TOC.Kind, Offset: -1}
+		r.add(report.LayerTOCPosition, "", fmt.Sprintf("the layer's annotations declare %s, but the blob is %s: it has no such TOC", opts.TOC.Kind, c), "", "")
+		return nil, r
+	}
+	return newLazyState(*opts.TOC), nil
+}
+
+// brokenStream says why a pass's stream cannot be compared with a TOC, or "".
+func brokenStream(ctx context.Context, res *PassResult, stored *hashCounter) string {
+	switch {
+	case ctx.Err() != nil || stored.failed() != nil:
+		return "the layer was not read to its end"
+	case res.DecompressErr != nil:
+		return "the layer does not decompress to its end"
+	case res.LimitErr != nil:
+		return "a resource limit stopped the pass"
+	case res.TarErr != nil || !res.TarEnd:
+		return "the layer's tar is unreadable"
+	}
+	return ""
 }
 
 // classify files an error from the decompressed side under the right field:
@@ -350,7 +419,7 @@ func isTarErr(err error) bool {
 }
 
 // walkTar reads headers to the end-of-archive marker, then drains the rest.
-func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts PassOptions) {
+func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts PassOptions, lz *lazyState) {
 	tt := &tailReader{r: tin}
 	tr := tar.NewReader(tt)
 	seed := maphash.MakeSeed()
@@ -411,11 +480,29 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 		for _, o := range opts.Observers {
 			o.Header(hdr)
 		}
-		if len(data) > 0 && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA) && hdr.Size > 0 {
+		// A regular file's bytes are read once: by the TOC check when the
+		// layer has one, else drained; data observers see them either way.
+		var content io.Reader = tr
+		feed := len(data) > 0 && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA) && hdr.Size > 0
+		if feed {
+			content = io.TeeReader(tr, dataFeed(data))
+		}
+		consumed := false
+		if lz != nil {
+			switch {
+			case lz.opts.Kind == LazyEStargz && hdr.Name == EStargzTOCName:
+				lz.readTOC(hdr.Size, content, tt.n-512)
+				consumed = true
+			case hdr.Typeflag == tar.TypeReg:
+				_ = lz.readFile(hdr.Name, hdr.Size, content, tt.n) // a read error is the next Next's
+				consumed = true
+			}
+		}
+		if feed && !consumed {
 			if buf == nil {
 				buf = make([]byte, 64<<10)
 			}
-			feedData(tr, buf, data)
+			_, _ = io.CopyBuffer(io.Discard, content, buf) // a read error is the next Next's
 		}
 	}
 	// Drain what follows the end marker: record padding or garbage.
@@ -425,6 +512,9 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 		res.TrailingTarNonZero = true
 		if h, err := tar.NewReader(bytes.NewReader(first[:n])).Next(); err == nil && h != nil {
 			res.TrailingEntry = h.Name
+			if lz != nil && lz.opts.Kind == LazyEStargz && h.Name == EStargzTOCName && n == len(first) {
+				lz.readTOC(h.Size, tt, before)
+			}
 		}
 	}
 	nz, err := drainCountNonZero(tt)
@@ -436,18 +526,14 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 
 // feedData reads the current entry's content and hands it to the data
 // observers. A read error ends the entry early; tr.Next reports it.
-func feedData(tr *tar.Reader, buf []byte, obs []DataObserver) {
-	for {
-		n, err := tr.Read(buf)
-		if n > 0 {
-			for _, o := range obs {
-				o.Data(buf[:n])
-			}
-		}
-		if err != nil {
-			return
-		}
+// dataFeed hands a regular file's bytes to the data observers.
+type dataFeed []DataObserver
+
+func (d dataFeed) Write(p []byte) (int, error) {
+	for _, o := range d {
+		o.Data(p)
 	}
+	return len(p), nil
 }
 
 func allZero(b []byte) bool {

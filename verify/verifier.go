@@ -233,6 +233,9 @@ type layerJob struct {
 	owner   *run   // the first run (in input order) that met it: its scope's observers
 	size    int64
 	walkTar bool
+	// toc asks the pass to check a lazy-pull TOC: the annotations of the
+	// first descriptor met that declares one (see lazy.go).
+	toc     *TOCOptions
 	res     *PassResult
 	err     error
 	done    bool
@@ -792,6 +795,24 @@ func (r *run) job(b source.Blob, walkTar bool) *layerJob {
 	return j
 }
 
+// lazyJob asks the job's pass to check a lazy-pull TOC when the
+// descriptor's annotations declare one and no earlier descriptor did.
+func (r *run) lazyJob(j *layerJob, ann map[string]string) {
+	kind := LazyOf(ann)
+	if kind == "" {
+		return
+	}
+	r.set.mu.Lock()
+	defer r.set.mu.Unlock()
+	if j.toc == nil && !j.done {
+		cp := make(map[string]string, len(ann))
+		for k, v := range ann {
+			cp[k] = v
+		}
+		j.toc = &TOCOptions{Kind: kind, Annotations: cp}
+	}
+}
+
 // record verifies an image declared without a manifest (docker save's manifest.json).
 func (r *run) record(ctx context.Context, t source.Target) {
 	w := &imageWork{name: t.Name, tags: t.Tags, fromRecord: true}
@@ -908,6 +929,7 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 			}
 		} else {
 			lw.job = r.job(ref.Blob, true)
+			r.lazyJob(lw.job, ref.Desc.Annotations)
 		}
 		w.layers = append(w.layers, lw)
 	}
@@ -977,6 +999,15 @@ func (j *layerJob) run(ctx context.Context) {
 	defer rc.Close()
 	opts := r.v.opts.Pass
 	opts.NoTarWalk = !j.walkTar
+	if j.toc != nil {
+		t := *j.toc
+		if opts.TOC != nil { // the configured limits
+			t.MaxTOCSize, t.MaxTOCEntries = opts.TOC.MaxTOCSize, opts.TOC.MaxTOCEntries
+		}
+		opts.TOC = &t
+	} else {
+		opts.TOC = nil
+	}
 	if j.walkTar && r.v.opts.LayerObservers != nil {
 		opts.Observers = append(append([]Observer(nil), opts.Observers...), r.v.opts.LayerObservers(j.blob.Key())...)
 	}

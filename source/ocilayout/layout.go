@@ -6,13 +6,11 @@ import (
 	_ "crypto/sha512"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
@@ -61,21 +59,14 @@ func Open(dir string, opts Options) (*Layout, error) {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
-	st, err := os.Stat(dir)
+	root, err := source.OpenDir(dir, "OCI layout")
 	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("opening OCI layout %s: not a directory: %w", dir, source.ErrUnsupported)
-	}
-	root, err := realPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout: %w", err)
+		return nil, err
 	}
 	l := &Layout{dir: dir, root: root, opts: opts}
 
 	indexPath := filepath.Join(dir, ocispec.ImageIndexFile)
-	data, err := readSmall(indexPath, opts.MaxManifestSize)
+	data, err := source.ReadSmallFile(indexPath, opts.MaxManifestSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, lerr := os.Lstat(filepath.Join(dir, ocispec.ImageLayoutFile)); lerr != nil {
@@ -98,7 +89,7 @@ func (l *Layout) checkLayoutFile() {
 	warn := func(msg string) {
 		l.note(report.Finding{Check: report.ArchiveManifest, Severity: report.Warning, Subject: report.Subject{Path: file}, Message: msg})
 	}
-	data, err := readSmall(filepath.Join(l.dir, file), l.opts.MaxManifestSize)
+	data, err := source.ReadSmallFile(filepath.Join(l.dir, file), l.opts.MaxManifestSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		warn("oci-layout is missing; an OCI image layout must have one")
@@ -151,28 +142,7 @@ func (l *Layout) Blob(ctx context.Context, desc ocispec.Descriptor) (source.Blob
 // fileBlob checks that rel (relative to the layout) is a regular file inside
 // the layout and returns it as a blob with key k.
 func (l *Layout) fileBlob(rel, k string) (*source.FileBlob, error) {
-	p := filepath.Join(l.dir, rel)
-	resolved, err := realPath(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, source.NotFoundf("%s: absent from the layout", filepath.ToSlash(rel))
-		}
-		return nil, fmt.Errorf("reading %s: %w", p, err)
-	}
-	if !within(l.root, resolved) {
-		return nil, fmt.Errorf("%s resolves to %s, outside the layout; not followed", filepath.ToSlash(rel), resolved)
-	}
-	st, err := os.Stat(resolved)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
-	}
-	switch {
-	case st.IsDir():
-		return nil, source.NotFoundf("%s is a directory where a blob belongs", filepath.ToSlash(rel))
-	case !st.Mode().IsRegular():
-		return nil, source.NotFoundf("%s is not a regular file (%s)", filepath.ToSlash(rel), st.Mode().Type())
-	}
-	return &source.FileBlob{K: k, Path: p, N: st.Size()}, nil
+	return source.ConfinedFile(l.dir, l.root, rel, k, "the layout")
 }
 
 // ListBlobs implements source.Lister: every file under blobs/. A file named
@@ -273,46 +243,3 @@ func (l *Layout) note(fs ...report.Finding) {
 
 // Close implements source.Source. A layout holds no open files.
 func (l *Layout) Close() error { return nil }
-
-// realPath returns p absolute with every symlink resolved.
-func realPath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(abs)
-}
-
-// readSmall reads a regular file whole, refusing more than limit bytes. It
-// checks the file type before opening it, so a FIFO cannot block it.
-func readSmall(p string, limit int64) ([]byte, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", p, st.Mode().Type())
-	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, &source.LimitError{What: p, Limit: limit}
-	}
-	return data, nil
-}
-
-// within reports whether p is root or below it (both cleaned, absolute or not alike).
-func within(root, p string) bool {
-	rel, err := filepath.Rel(root, p)
-	if err != nil {
-		return false
-	}
-	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)))
-}
