@@ -274,7 +274,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		return
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		if h.Size != fi.Size() {
 			o.mismatch(h.Name, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
@@ -487,7 +487,7 @@ func (o *diskObserver) checkWhiteout(target string, h *tar.Header) {
 // false for types the audit does not compare.
 func typeMatches(flag byte, m fs.FileMode) (known, match bool) {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		return true, m.IsRegular()
 	case tar.TypeSymlink:
 		return true, m&fs.ModeSymlink != 0
@@ -505,7 +505,7 @@ func typeMatches(flag byte, m fs.FileMode) (known, match bool) {
 
 func tarTypeName(flag byte) string {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		return "regular file"
 	case tar.TypeLink:
 		return "hardlink"
@@ -663,7 +663,7 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		return
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		if h.Size != fi.Size() {
 			o.mismatchFrom(from, p, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
