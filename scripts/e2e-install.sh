@@ -13,6 +13,8 @@ set -eu
 # command -> package that provides it. btrfs-progs and fuse-overlayfs serve the
 # optional btrfs and fuse-overlayfs dockerds; the suite runs without them when
 # the kernel or the mount refuses, but installs them so that it can try.
+# ca-certificates: TestDockerfile puts /etc/ssl/certs/ca-certificates.crt in
+# its golang stand-in (a minimal Debian may lack it).
 PACKAGES="
 dockerd:docker.io
 docker-registry:docker-registry
@@ -23,6 +25,7 @@ runc:runc
 busybox:busybox-static
 mkfs.btrfs:btrfs-progs
 fuse-overlayfs:fuse-overlayfs
+update-ca-certificates:ca-certificates
 "
 
 if [ "$(id -u)" != 0 ]; then
