@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,12 @@ import (
 // the host's CA bundle, and a module cache holding exactly the module's
 // dependencies (filled offline from the user's module cache), with
 // GOPROXY=off so the Dockerfile's `go mod download` can only read that
-// cache. Then: the image runs as 65534:65534 with /layercheck as entry
+// cache. The module cache is filled in a temporary directory from a copy
+// of go.mod and go.sum, from the user's module cache first and the user's
+// GOPROXY for what it lacks (a machine that ran only `make demo` holds no
+// test-only modules), so the checkout is never written: the test fails if
+// go.mod, go.sum or `git status` differ after it. Then: the image runs as
+// 65534:65534 with /layercheck as entry
 // point, its two layers hold only the CA bundle and the binary (read from
 // a docker save that layercheck itself verifies), it verifies the bundled
 // sample from a read-only bind mount without network, and --version
@@ -46,6 +52,12 @@ func TestDockerfile(t *testing.T) {
 	}
 	d := s.Sets[s.Drivers[0]].Docker
 	ctx := context.Background()
+	before := checkoutState(t, s.RepoRoot)
+	t.Cleanup(func() {
+		if after := checkoutState(t, s.RepoRoot); after != before {
+			t.Errorf("TestDockerfile changed the checkout (a test never writes into the source tree):\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
 
 	goVersion := dockerfileGoVersion(t, s.RepoRoot)
 	builder := "golang:" + goVersion
@@ -167,25 +179,7 @@ func importGoBuilder(t *testing.T, s *Suite, d *harness.Docker, tag string) {
 	if err != nil {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
-	usermods, err := exec.Command(gobin, "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Fatalf("go env GOMODCACHE: %v", err)
-	}
-	// A fresh module cache with exactly the module's dependencies, from
-	// the user's cache only (no network).
-	mods := filepath.Join(t.TempDir(), "mod")
-	_, err = s.Env.Run(ctx, harness.Cmd{
-		Argv: []string{gobin, "mod", "download"},
-		Dir:  s.RepoRoot,
-		Env: []string{"GOFLAGS=-mod=mod", "GOMODCACHE=" + mods, "GOSUMDB=off", "GONOSUMDB=*", "GOTOOLCHAIN=local",
-			"GOPROXY=file://" + filepath.ToSlash(filepath.Join(strings.TrimSpace(string(usermods)), "cache", "download")),
-			"TMPDIR=" + os.TempDir()},
-		Timeout: 5 * time.Minute,
-	})
-	if err != nil {
-		t.Fatalf("filling a module cache offline from the user's: %v", err)
-	}
-	t.Cleanup(func() { chmodWritable(mods) }) // the module cache is read-only; TempDir must remove it
+	mods := fillModCache(t, s, gobin)
 	busybox, err := s.Env.ReadBusybox()
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +211,99 @@ func importGoBuilder(t *testing.T, s *Suite, d *harness.Docker, tag string) {
 	if err != nil {
 		t.Fatalf("docker import of the %s stand-in: %v", tag, err)
 	}
+}
+
+// fillModCache returns a fresh module cache holding exactly what the
+// Dockerfile's `go mod download` needs: every module go.mod requires, test-
+// only ones included. It runs `go mod download` on a copy of go.mod and
+// go.sum in a temporary directory, reading the user's module cache first and
+// the user's GOPROXY for the rest, so nothing in the checkout changes. The
+// copy of go.sum must come out unchanged: the stand-in builds with
+// GOPROXY=off, where a missing checksum cannot be looked up.
+func fillModCache(t *testing.T, s *Suite, gobin string) string {
+	t.Helper()
+	goenv := func(name string) string {
+		out, err := exec.Command(gobin, "env", name).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", name, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	proxy := "file://" + filepath.ToSlash(filepath.Join(goenv("GOMODCACHE"), "cache", "download"))
+	if p := goenv("GOPROXY"); p != "" && p != "off" {
+		proxy += "," + p
+	}
+	tmp := t.TempDir()
+	mods, modDir := filepath.Join(tmp, "mod"), filepath.Join(tmp, "module")
+	if err := os.Mkdir(modDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string][]byte{}
+	for _, name := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(s.RepoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[name] = b
+		if err := os.WriteFile(filepath.Join(modDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.Env.Run(context.Background(), harness.Cmd{
+		Argv: []string{gobin, "mod", "download"},
+		Dir:  modDir,
+		// -modcacherw: TempDir can remove the cache.
+		Env: []string{"GOFLAGS=-mod=mod -modcacherw", "GOMODCACHE=" + mods, "GOPROXY=" + proxy, "GOTOOLCHAIN=local",
+			"GOWORK=off", "TMPDIR=" + os.TempDir()},
+		Timeout: 10 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("filling a module cache for the builder (GOPROXY=%s): %v", proxy, err)
+	}
+	got, err := os.ReadFile(filepath.Join(modDir, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, sums["go.sum"]) {
+		t.Fatalf("go.sum lacks checksums that `go mod download` needs (the Dockerfile's `RUN go mod download` cannot add them offline); run `go mod download` and commit go.sum. It added:\n%s",
+			addedLines(sums["go.sum"], got))
+	}
+	return mods
+}
+
+// addedLines returns the lines of after that before lacks.
+func addedLines(before, after []byte) string {
+	had := map[string]bool{}
+	for _, l := range strings.Split(string(before), "\n") {
+		had[l] = true
+	}
+	var out []string
+	for _, l := range strings.Split(string(after), "\n") {
+		if !had[l] {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// checkoutState describes what a test must not change in the checkout at
+// root: the hashes of go.mod and go.sum and `git status --porcelain`.
+func checkoutState(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, name := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s sha256:%x\n", name, sha256.Sum256(data))
+	}
+	status, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=all").Output()
+	if err != nil {
+		t.Fatalf("git status in %s: %v", root, err)
+	}
+	b.Write(status)
+	return b.String()
 }
 
 // writeGoBuilder writes the builder's root filesystem as a tar: GOROOT at
@@ -320,17 +407,6 @@ func copyTree(tw *tar.Writer, src, prefix string, skip func(rel string) bool) er
 		defer f.Close()
 		_, err = io.Copy(tw, f)
 		return err
-	})
-}
-
-// chmodWritable makes the directories below root writable so they can be
-// removed (Go writes its module cache read-only).
-func chmodWritable(root string) {
-	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err == nil && de.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
 	})
 }
 

@@ -328,7 +328,7 @@ func (c *Client) get(ctx context.Context, ep *endpoint, u *url.URL, hdr http.Hea
 		if hop > 10 {
 			return nil, fmt.Errorf("GET %s: more than 10 redirects", redactURL(u))
 		}
-		rt := c.plainRT
+		var rt http.RoundTripper
 		if ep != nil && sameHost(u, ep) {
 			if authRT == nil {
 				var err error

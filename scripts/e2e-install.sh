@@ -15,6 +15,8 @@ set -eu
 # the kernel or the mount refuses, but installs them so that it can try.
 # prometheus-node-exporter and prometheus (with promtool) serve the metrics
 # tests (e2e/metrics_test.go).
+# ca-certificates: TestDockerfile puts /etc/ssl/certs/ca-certificates.crt in
+# its golang stand-in (a minimal Debian may lack it).
 PACKAGES="
 dockerd:docker.io
 docker-registry:docker-registry
@@ -28,6 +30,7 @@ fuse-overlayfs:fuse-overlayfs
 prometheus-node-exporter:prometheus-node-exporter
 prometheus:prometheus
 promtool:prometheus
+update-ca-certificates:ca-certificates
 "
 
 if [ "$(id -u)" != 0 ]; then

@@ -88,7 +88,7 @@ func (a *LayerAnalyzer) Header(h *tar.Header) {
 	}
 	info := pathInfo{kind: kindFile, size: h.Size}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		a.stats.Regular++
 		a.stats.Bytes += h.Size
 		a.largest(name, h.Size)

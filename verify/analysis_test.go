@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,4 +153,39 @@ func TestAnalyzeLimits(t *testing.T) {
 	if !part.Partial || !part.Layers[0].Partial || part.Layers[1].Partial || part.Efficiency != 1 {
 		t.Errorf("partial analysis %+v", part)
 	}
+}
+
+// TestAnalyzeLegacyRegularType: a pre-POSIX regular file (type flag NUL, the
+// deprecated tar.TypeRegA) is counted as a regular file with its bytes, and a
+// NUL-typed name ending in "/" as a directory: archive/tar's reader turns
+// them into TypeReg and TypeDir, so the observers need no TypeRegA case.
+func TestAnalyzeLegacyRegularType(t *testing.T) {
+	l := layerTar(t, aentry{"old/", 0}, aentry{"old/file", 42})
+	nulType(t, l, 0)
+	nulType(t, l, 512)
+	a := NewLayerAnalyzer(AnalysisOptions{})
+	res, err := Pass(context.Background(), bytes.NewReader(l), PassOptions{Observers: []Observer{a}})
+	if err != nil || res.TarErr != nil || !res.TarEnd {
+		t.Fatalf("pass: err %v, tar err %v, end %v", err, res.TarErr, res.TarEnd)
+	}
+	if a.stats.Regular != 1 || a.stats.Bytes != 42 || a.stats.Dirs != 1 {
+		t.Errorf("regular %d (%d bytes), dirs %d; want 1 regular file of 42 bytes and 1 directory", a.stats.Regular, a.stats.Bytes, a.stats.Dirs)
+	}
+}
+
+// nulType rewrites the type flag of the tar header at off to NUL and fixes
+// its checksum (tar.Writer itself never writes that flag).
+func nulType(t *testing.T, b []byte, off int) {
+	t.Helper()
+	h := b[off : off+512]
+	if h[156] != tar.TypeReg && h[156] != tar.TypeDir {
+		t.Fatalf("no regular or directory header at %d (type %q)", off, h[156])
+	}
+	h[156] = 0
+	copy(h[148:156], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
 }

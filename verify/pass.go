@@ -414,10 +414,6 @@ func classify(res *PassResult, stored, tarSide *hashCounter, err error) {
 	}
 }
 
-func isTarErr(err error) bool {
-	return errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, tar.ErrInsecurePath)
-}
-
 // walkTar reads headers to the end-of-archive marker, then drains the rest.
 func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts PassOptions, lz *lazyState) {
 	tt := &tailReader{r: tin}

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -386,15 +385,4 @@ func (d *Docker) ImageIDs(ctx context.Context) ([]string, error) {
 		}
 	}
 	return ids, nil
-}
-
-// splitLines splits command output into trimmed non-empty lines.
-func splitLines(b []byte) []string {
-	var out []string
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if s := strings.TrimSpace(string(l)); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

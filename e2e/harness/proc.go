@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -377,6 +376,3 @@ func track(pid int, on bool) {
 		delete(trackedPids, pid)
 	}
 }
-
-// errNotFound marks a missing tool.
-var errNotFound = errors.New("not found")

@@ -203,7 +203,7 @@ func TestCaptureWalk(t *testing.T) {
 	if h := got["a/b/hardlink"]; h == nil || h.ModTime.UnixNano() != 1700000000123456789 {
 		t.Errorf("a/b/hardlink mtime = %v, want 1700000000.123456789", h.ModTime)
 	}
-	if xattr != nil && len(xattr) > 0 && xattr["user.layercheck"] != "v" {
+	if len(xattr) > 0 && xattr["user.layercheck"] != "v" {
 		t.Errorf("a/b/hardlink xattrs = %v, want user.layercheck=v", xattr)
 	}
 }

@@ -303,10 +303,13 @@ func Disassemble(t testing.TB, tarBytes []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	gz := gzip.NewWriter(&out)
-	its, err := asm.NewInputTarStream(bytes.NewReader(tarBytes), storage.NewJSONPacker(gz), nil)
+	its, done, err := asm.NewInputTarStreamWithDone(bytes.NewReader(tarBytes), storage.NewJSONPacker(gz), nil)
 	must(t, err)
 	_, err = io.Copy(io.Discard, its)
 	must(t, err)
+	// The packer may still be writing after the stream's EOF: wait for it
+	// before closing the gzip writer under it.
+	must(t, <-done)
 	must(t, gz.Close())
 	return out.Bytes()
 }
@@ -804,12 +807,12 @@ func layoutOf(driver string) layout {
 		// l/), whiteouts kept as .wh. files.
 		return layout{name: driver, dirRel: "fuse-overlayfs", overlay: true, whiteouts: keepWhiteouts}
 	case "vfs":
-		return layout{name: driver, dirRel: "vfs/dir"}
+		return layout{name: driver, dirRel: "vfs/dir", whiteouts: applyWhiteouts}
 	case "btrfs":
 		// One subvolume per layer holding the whole root filesystem, a
 		// snapshot of the parent's: on disk (and in a copy, where the
 		// subvolumes are plain directories) the same as vfs.
-		return layout{name: driver, dirRel: "btrfs/subvolumes"}
+		return layout{name: driver, dirRel: "btrfs/subvolumes", whiteouts: applyWhiteouts}
 	}
 	panic("dockertest: driver " + driver + " not supported (overlay2, fuse-overlayfs, vfs, btrfs)")
 }

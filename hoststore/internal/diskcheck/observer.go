@@ -187,7 +187,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		return
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		if h.Size != fi.Size() {
 			o.mismatch(h.Name, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
@@ -512,7 +512,7 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		return
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		if h.Size != fi.Size() {
 			o.mismatchFrom(from, p, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
