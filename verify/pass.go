@@ -479,7 +479,7 @@ func walkTar(res *PassResult, tin io.Reader, tarSide, stored *hashCounter, opts 
 		// A regular file's bytes are read once: by the TOC check when the
 		// layer has one, else drained; data observers see them either way.
 		var content io.Reader = tr
-		feed := len(data) > 0 && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA) && hdr.Size > 0
+		feed := len(data) > 0 && hdr.Typeflag == tar.TypeReg && hdr.Size > 0
 		if feed {
 			content = io.TeeReader(tr, dataFeed(data))
 		}

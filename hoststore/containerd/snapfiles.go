@@ -255,10 +255,7 @@ func recordOf(h *tar.Header, clean string) entryRec {
 	case strings.HasPrefix(base, diskcheck.WhPrefix):
 		return entryRec{path: joinPath(dir, base[len(diskcheck.WhPrefix):]), kind: kindWhiteout}
 	}
-	kind := h.Typeflag
-	if kind == tar.TypeRegA {
-		kind = tar.TypeReg
-	}
+	kind := h.Typeflag // archive/tar reports the legacy NUL regular type as TypeReg
 	r := entryRec{path: clean, kind: kind, mode: h.Mode & 07777, uid: h.Uid, gid: h.Gid, size: h.Size, major: h.Devmajor, minor: h.Devminor}
 	if kind == tar.TypeSymlink || kind == tar.TypeLink {
 		r.link = h.Linkname
@@ -419,7 +416,7 @@ func (s *snapCmp) compare(h *tar.Header, clean string) {
 		return
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		switch {
 		case h.Size != fi.Size():
 			s.add(CheckSnapshotFileContent, h.Name, "the file's size in the snapshot differs from the layer's", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))

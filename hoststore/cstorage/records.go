@@ -82,18 +82,6 @@ func bigDataName(key string) string {
 	return key
 }
 
-// bigDataKey decodes a big-data file name back to its key.
-func bigDataKey(file string) (string, bool) {
-	if len(file) > 0 && file[0] == '=' {
-		b, err := base64.StdEncoding.DecodeString(file[1:])
-		if err != nil {
-			return "", false
-		}
-		return string(b), true
-	}
-	return file, true
-}
-
 var (
 	hex64Re = regexp.MustCompile(`^[a-f0-9]{64}$`)
 	// idRe is what containers-storage accepts as a layer, image or
@@ -149,18 +137,17 @@ func readJSON[T any](r *os.Root, rel string, max int64) ([]T, bool, error) {
 
 // records is one consistent read of a graph root's JSON files.
 type records struct {
-	layers      []layerJSON
-	layerFile   []string // which file each layer came from
-	layerErr    map[string]error
-	images      []imageJSON
-	imagesErr   error
-	containers  []containerJSON
-	contFile    []string
-	contErr     map[string]error
-	ids         map[string]fileID
-	haveImages  bool
-	haveLayers  bool
-	containersN int
+	layers     []layerJSON
+	layerFile  []string // which file each layer came from
+	layerErr   map[string]error
+	images     []imageJSON
+	imagesErr  error
+	containers []containerJSON
+	contFile   []string
+	contErr    map[string]error
+	ids        map[string]fileID
+	haveImages bool
+	haveLayers bool
 }
 
 // loadRecords reads layers.json, volatile-layers.json, images.json and

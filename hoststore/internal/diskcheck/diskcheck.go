@@ -129,7 +129,7 @@ func IsWhiteoutDevice(fi fs.FileInfo, st Stat) bool {
 // false for types the audits do not compare.
 func TypeMatches(flag byte, m fs.FileMode) (known, match bool) {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		return true, m.IsRegular()
 	case tar.TypeSymlink:
 		return true, m&fs.ModeSymlink != 0
@@ -148,7 +148,7 @@ func TypeMatches(flag byte, m fs.FileMode) (known, match bool) {
 // TarTypeName names a tar type flag for messages.
 func TarTypeName(flag byte) string {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		return "regular file"
 	case tar.TypeLink:
 		return "hardlink"
