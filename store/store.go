@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/verify"
@@ -127,25 +128,60 @@ type Options struct {
 	Verify verify.Options
 }
 
-// AuditAll audits stores into one report, in order: a store that cannot be
-// audited is a problem of the report naming it, and the first such error is
-// returned beside the report (the cancellation when ctx was cancelled).
-func AuditAll(ctx context.Context, stores []Store, version string) (*report.Report, error) {
+// Audited is one store's audit: its own report, the error that stopped it
+// (nil for a complete audit) and how long it took.
+type Audited struct {
+	Store    Store
+	Report   *report.Report
+	Err      error
+	Duration time.Duration
+}
+
+// AuditEach audits stores one after the other, each into its own report
+// (what per-store metrics need). It stops at the cancellation of ctx.
+func AuditEach(ctx context.Context, stores []Store, version string) []Audited {
+	var out []Audited
+	for _, s := range stores {
+		if ctx.Err() != nil {
+			break
+		}
+		start := time.Now()
+		b := &report.Builder{}
+		err := s.Audit(ctx, b)
+		if err != nil && ctx.Err() == nil {
+			b.Problem(report.Subject{Path: s.String()}, "%v", err)
+		}
+		out = append(out, Audited{Store: s, Report: b.Finish("host", s.String(), version), Err: err, Duration: time.Since(start)})
+	}
+	return out
+}
+
+// Join puts the stores' reports into one report, in order, and returns the
+// first error (the cancellation when ctx was cancelled).
+func Join(ctx context.Context, audited []Audited, version string) (*report.Report, error) {
 	b := &report.Builder{}
 	var firstErr error
 	var names []string
-	for _, s := range stores {
-		names = append(names, s.String())
-		if err := s.Audit(ctx, b); err != nil {
-			if ctx.Err() != nil {
-				firstErr = ctx.Err()
-				break
-			}
-			b.Problem(report.Subject{Path: s.String()}, "%v", err)
-			if firstErr == nil {
-				firstErr = err
-			}
+	for _, a := range audited {
+		names = append(names, a.Store.String())
+		b.Add(a.Report.Findings...)
+		for _, p := range a.Report.Problems {
+			b.Problem(p.Subject, "%s", p.Message)
+		}
+		for _, im := range a.Report.Images {
+			b.AddImage(im)
+		}
+		if a.Err != nil && firstErr == nil {
+			firstErr = a.Err
 		}
 	}
+	if ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
 	return b.Finish("host", strings.Join(names, ", "), version), firstErr
+}
+
+// AuditAll audits stores into one report (AuditEach, then Join).
+func AuditAll(ctx context.Context, stores []Store, version string) (*report.Report, error) {
+	return Join(ctx, AuditEach(ctx, stores, version), version)
 }

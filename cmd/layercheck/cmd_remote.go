@@ -29,7 +29,7 @@ type remoteCmd struct {
 }
 
 func (c *remoteCmd) Run(g *Globals, env *Env) error {
-	sh, err := parseShard(c.Shard)
+	sh, err := c.shardFlag.parse()
 	if err != nil {
 		return usage(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
+	"github.com/layercheck/layercheck/source/dirlayout"
 	"github.com/layercheck/layercheck/source/dockerarchive"
 	"github.com/layercheck/layercheck/source/ocilayout"
 	"github.com/layercheck/layercheck/verify"
@@ -39,7 +40,7 @@ func (c *tarCmd) Run(g *Globals, env *Env) error {
 			return &usageError{msg: fmt.Sprintf("archive %s: %v", a, err)}
 		}
 	}
-	names, sh, err := inputList(c.Archives, c.File, c.Shard, "archive")
+	names, sh, err := inputList(c.Archives, c.File, c.shardFlag, "archive")
 	if err != nil {
 		return usage(err)
 	}
@@ -47,7 +48,7 @@ func (c *tarCmd) Run(g *Globals, env *Env) error {
 }
 
 func (c *layoutCmd) Run(g *Globals, env *Env) error {
-	names, sh, err := inputList(c.Dirs, c.File, c.Shard, "layout directory")
+	names, sh, err := inputList(c.Dirs, c.File, c.shardFlag, "layout directory")
 	if err != nil {
 		return usage(err)
 	}
@@ -57,8 +58,8 @@ func (c *layoutCmd) Run(g *Globals, env *Env) error {
 // inputList gathers the inputs of the arguments and of -f (each once, in
 // order) and applies --shard. It is a usage error when there is no input
 // at all; a shard may be left with none.
-func inputList(args []string, file, shard, what string) ([]string, *report.Shard, error) {
-	sh, err := parseShard(shard)
+func inputList(args []string, file string, shard shardFlag, what string) ([]string, *report.Shard, error) {
+	sh, err := shard.parse()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,9 +79,13 @@ func inputList(args []string, file, shard, what string) ([]string, *report.Shard
 }
 
 // openArtifact opens a file as a docker save or OCI archive, a directory
-// as an OCI image layout: what each is, is read from its contents.
+// as skopeo's dir: layout or an OCI image layout: what each is, is read from
+// its contents.
 func openArtifact(path string, g *Globals) (source.Source, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if dirlayout.Is(path) {
+			return dirlayout.Open(path, dirlayout.Options{MaxManifestSize: g.MaxManifestSize})
+		}
 		return ocilayout.Open(path, ocilayout.Options{MaxManifestSize: g.MaxManifestSize})
 	}
 	return dockerarchive.Open(path, dockerarchive.Options{MaxManifestSize: g.MaxManifestSize})

@@ -8,8 +8,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/layercheck/layercheck/report/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -39,6 +41,12 @@ type Env struct {
 	// result is what a reporting command concluded (conclude sets it);
 	// exitCode turns it into the exit code.
 	result *result
+	// start is when the command started (metrics' duration).
+	start time.Time
+	// audit, when set, is the per-store round -o prometheus writes (host);
+	// exporter, the one a --metrics-listen server also serves.
+	audit    *metrics.Audit
+	exporter *metrics.Exporter
 }
 
 type kongExit struct{ code int }
@@ -74,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "layercheck:", err)
 		return ExitUsage
 	}
-	env := &Env{Ctx: ctx, Stdout: stdout, Stderr: stderr}
+	env := &Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, start: time.Now()}
 	err = kctx.Run(&cli.Globals, env)
 	if err != nil {
 		fmt.Fprintln(stderr, "layercheck:", err)

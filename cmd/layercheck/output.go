@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/report/metrics"
 )
 
 type output struct {
@@ -14,7 +16,7 @@ type output struct {
 	file   string // "" for stdout
 }
 
-var formats = map[string]bool{"table": true, "json": true, "sarif": true, "junit": true}
+var formats = map[string]bool{"table": true, "json": true, "sarif": true, "junit": true, "prometheus": true}
 
 func parseOutputs(specs []string, quiet bool) ([]output, error) {
 	var outs []output
@@ -23,7 +25,10 @@ func parseOutputs(specs []string, quiet bool) ([]output, error) {
 		for _, part := range strings.Split(s, ",") {
 			f, file, _ := strings.Cut(strings.TrimSpace(part), "=")
 			if !formats[f] {
-				return nil, &usageError{msg: fmt.Sprintf("unknown output format %q (want table, json, sarif or junit, optionally =FILE)", f)}
+				return nil, &usageError{msg: fmt.Sprintf("unknown output format %q (want table, json, sarif, junit or prometheus, optionally =FILE)", f)}
+			}
+			if f == "prometheus" && (file == "" || file == "-") {
+				return nil, &usageError{msg: "-o prometheus needs a file (-o prometheus=FILE): it is written atomically for node-exporter's textfile collector"}
 			}
 			if file == "" || file == "-" {
 				file = ""
@@ -53,6 +58,12 @@ func parseOutputs(specs []string, quiet bool) ([]output, error) {
 
 func writeOutputs(env *Env, outs []output, rep *report.Report, g *Globals) error {
 	for _, o := range outs {
+		if o.format == "prometheus" {
+			if err := writeMetrics(env, o.file, rep); err != nil {
+				return fmt.Errorf("writing prometheus metrics: %w", err)
+			}
+			continue
+		}
 		var w io.Writer = env.Stdout
 		var f *os.File
 		if o.file != "" {
@@ -94,4 +105,25 @@ func writeReport(w io.Writer, format string, rep *report.Report, g *Globals) err
 	default:
 		return report.WriteText(w, rep, report.TextOptions{Verbose: g.Verbose})
 	}
+}
+
+// writeMetrics writes the Prometheus metrics of the run to file, atomically:
+// the per-store audit host prepared (env.audit), else the report as one
+// store.
+func writeMetrics(env *Env, file string, rep *report.Report) error {
+	a := env.audit
+	if a == nil {
+		var firstErr error
+		if env.result != nil {
+			firstErr = env.result.firstErr
+		}
+		fa := metrics.FromReport(rep, env.start, time.Since(env.start), firstErr)
+		a = &fa
+	}
+	exp := env.exporter
+	if exp == nil {
+		exp = metrics.New(toolVersion())
+	}
+	exp.Update(*a)
+	return exp.WriteFile(file)
 }

@@ -14,7 +14,21 @@ import (
 // shardFlag is --shard I/N, accepted by the commands that take a list of
 // inputs (tar, layout, remote).
 type shardFlag struct {
-	Shard string `help:"Verify only shard I of N (1-based) of the inputs: they are sorted and every N-th from position I is taken, so N machines given 1/N … N/N split them without overlap. In a Kubernetes indexed Job: --shard $((JOB_COMPLETION_INDEX+1))/N. Join the shards' JSON reports with layercheck merge." placeholder:"I/N"`
+	Shard     string `help:"Verify only shard I of N of the inputs (I from 1, or from 0 with --shard-base 0): they are sorted and every N-th from position I is taken, so N machines given 1/N … N/N split them without overlap. In a Kubernetes indexed Job: --shard $(JOB_COMPLETION_INDEX)/N --shard-base 0. Join the shards' JSON reports with layercheck merge." placeholder:"I/N"`
+	ShardBase int    `name:"shard-base" default:"1" enum:"0,1" help:"Where the I of --shard I/N counts from: 1 (default) or 0 (a Kubernetes JOB_COMPLETION_INDEX, with no shell to add one)."`
+}
+
+// parse is the flags' shard, 1-based, or nil for no sharding.
+func (f shardFlag) parse() (*report.Shard, error) {
+	if f.Shard == "" || f.ShardBase == 1 {
+		return parseShard(f.Shard)
+	}
+	is, ns, ok := strings.Cut(strings.TrimSpace(f.Shard), "/")
+	i, err := strconv.Atoi(is)
+	if !ok || err != nil {
+		return parseShard(f.Shard) // its message
+	}
+	return parseShard(strconv.Itoa(i+1) + "/" + ns)
 }
 
 // parseShard parses "I/N" with 1 <= I <= N. The empty string means no

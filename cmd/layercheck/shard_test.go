@@ -233,3 +233,17 @@ func TestRemoteShardRoundTrip(t *testing.T) {
 			reflect.DeepEqual(merged.Images, single.Images), reflect.DeepEqual(merged.Findings, single.Findings), errOut)
 	}
 }
+
+// TestShardBase: --shard-base 0 takes the I of a Kubernetes completion
+// index (0..N-1) as shard I+1; out of range stays a usage error.
+func TestShardBase(t *testing.T) {
+	for spec, want := range map[string]int{"0/4": 1, "3/4": 4} {
+		sh, err := shardFlag{Shard: spec, ShardBase: 0}.parse()
+		if err != nil || sh.Index != want || sh.Count != 4 {
+			t.Errorf("--shard %s --shard-base 0 = %+v, %v; want index %d", spec, sh, err, want)
+		}
+	}
+	if _, err := (shardFlag{Shard: "4/4", ShardBase: 0}).parse(); err == nil {
+		t.Error("--shard 4/4 --shard-base 0 accepted")
+	}
+}
