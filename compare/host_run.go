@@ -58,7 +58,12 @@ func HostImages(ctx context.Context, st store.Store, reg Registry, images []stri
 			containerdImage(ctx, s, reg, o, name, opts)
 		}
 	default:
-		return nil, fmt.Errorf("compare host: %s stores (%s) are not supported yet", st.Kind(), st.Root())
+		for _, name := range images {
+			if ctx.Err() != nil {
+				break
+			}
+			modelImage(ctx, st, reg, o, name, opts)
+		}
 	}
 	return o.finish(ctx, strings.Join(images, ", ")+" vs registry")
 }
@@ -529,4 +534,151 @@ func lookupHost(st *docker.Store, im report.Image) (*docker.HostImage, string) {
 		}
 	}
 	return nil, ""
+}
+
+// modelSource finds where an image of any store came from: remote, else the
+// registry digest the store recorded (preferring the repository the user
+// named), with the tag the store names it by in that repository.
+func modelSource(name, remote string, img *store.Image) (hostSource, error) {
+	if remote != "" {
+		r, err := ref.Parse(remote)
+		if err != nil {
+			return hostSource{}, &ArgumentError{err}
+		}
+		hs := hostSource{ref: remote, repo: r.Name()}
+		for _, d := range img.RepoDigests {
+			if ref.RepositoryOf(d) == hs.repo {
+				hs.pulled = d
+				break
+			}
+		}
+		if r.Tag != "" && r.Digest == "" {
+			hs.tag = remote
+		}
+		return hs, nil
+	}
+	if len(img.RepoDigests) == 0 {
+		return hostSource{}, fmt.Errorf("image %s (%s) has no registry source: the store records no registry digest for it (built or loaded locally); name one with --remote REF", name, img.ID)
+	}
+	user, _ := ref.Parse(name)
+	pick := img.RepoDigests[0]
+	for _, d := range img.RepoDigests {
+		if ref.RepositoryOf(d) == user.Name() {
+			pick = d
+			break
+		}
+	}
+	hs := hostSource{ref: pick, repo: ref.RepositoryOf(pick), pulled: pick}
+	for _, n := range img.Names {
+		r, err := ref.Parse(n)
+		if err != nil || r.Name() != hs.repo || r.Tag == "" {
+			continue
+		}
+		if hs.tag == "" || r.String() == user.String() {
+			hs.tag = r.String()
+		}
+	}
+	return hs, nil
+}
+
+// modelImage compares one image of a store known only through the store
+// model (containers-storage, a registry's storage) with its registry
+// source: tag moved, then config digest, every diffID and chainID, the
+// manifest and the compressed layer digests where the store keeps them.
+func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, name string, opts Options) {
+	img, err := st.Lookup(ctx, name)
+	if err != nil {
+		o.fail(report.Subject{Image: name}, fmt.Errorf("host image: %w", err))
+		return
+	}
+	hs, err := modelSource(name, opts.Remote, img)
+	if err != nil {
+		o.fail(report.Subject{Image: name}, err)
+		return
+	}
+	subj := report.Subject{Image: name, Platform: img.Platform}
+	target := hs.ref
+	var regSrc source.Source
+	if hs.tag != "" && hs.pulled != "" {
+		var stop bool
+		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, hs.tag, hs.pulled, target, opts.Remote == "")
+		if stop {
+			return
+		}
+	}
+	if regSrc == nil {
+		if regSrc, err = reg.Open(target); err != nil {
+			o.fail(subj, &ArgumentError{err})
+			return
+		}
+	}
+	defer regSrc.Close()
+	vo := opts.Verify
+	vo.Platforms, vo.Images = nil, nil
+	if img.Platform != "" {
+		vo.Platforms = []string{img.Platform}
+	}
+	regRep, verr := verifySide(ctx, regSrc, vo, nil, "remote", target, opts.Version)
+	o.merge(regRep)
+	if verr != nil {
+		if errors.Is(verr, verify.ErrNoMatch) {
+			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
+				Message: fmt.Sprintf("%s serves no manifest for the host image's platform", target), Expected: "absent", Actual: img.Platform})
+		} else {
+			o.fail(report.Subject{Image: target}, verr)
+		}
+		return
+	}
+	want, ok := pickImage(ContainerImages(regRep), img.ID.String())
+	if !ok {
+		o.b.Problem(subj, "%s holds no container image to compare", target)
+		return
+	}
+	o.result(StoreImage(name, want, *img))
+	o.b.AddImage(modelReportImage(st, *img))
+}
+
+// modelReportImage is the host side of a model image in the report.
+func modelReportImage(st store.Store, img store.Image) report.Image {
+	out := report.Image{Name: st.String() + ": " + firstOr(img.Names, img.ID.String()), Platform: img.Platform, ConfigDigest: img.ID.String(), ManifestDigest: img.Manifest.String(), Tags: img.Names}
+	for i, l := range img.Layers {
+		out.Layers = append(out.Layers, report.Layer{Index: i, DiffID: l.DiffID.String(), ChainID: l.ChainID.String(), Digest: l.Digest.String()})
+	}
+	return out
+}
+
+func firstOr(list []string, def string) string {
+	if len(list) > 0 {
+		return list[0]
+	}
+	return def
+}
+
+// StoreImage compares what a registry serves (want, measured by the
+// verifier) with an image as a store model records it: config digest
+// against the image ID, layer count, every diffID and chainID, and the
+// manifest and compressed layer digests where the store keeps them. A store
+// that shares layers by diffID (containers-storage) may record another
+// compression of the same content than this image's registry serves: that
+// is a warning, not an error, since the content (diffID) is equal.
+func StoreImage(subject string, want report.Image, host store.Image) Result {
+	got := report.Image{ConfigDigest: host.ID.String(), ManifestDigest: host.Manifest.String()}
+	for i, l := range host.Layers {
+		gl := report.Layer{Index: i, DiffID: l.DiffID.String(), ChainID: l.ChainID.String()}
+		if l.Digest != "" && i < len(want.Layers) {
+			// The store keeps the compressed digest, not the compression:
+			// the registry's tells pair the digests are comparable.
+			gl.Digest, gl.Compression = l.Digest.String(), want.Layers[i].Compression
+		}
+		got.Layers = append(got.Layers, gl)
+	}
+	r := Result{gotSide: "host"}
+	r.pair(report.Subject{Image: subject, Platform: want.Platform}, want, got)
+	for i, f := range r.Findings {
+		if f.Check == LayerDigestDiffers && f.Severity == report.Error {
+			r.Findings[i].Severity = report.Warning
+			r.Findings[i].Message += "; the store keeps the layer as another image recorded it (layers are shared by content), so this is not damage"
+		}
+	}
+	return r
 }
