@@ -33,7 +33,7 @@ type ctrdRoot struct {
 	files  map[digest.Digest][]byte
 	labels map[digest.Digest]map[string]string
 	images map[string]ocispec.Descriptor
-	chains [][]digest.Digest // unpacked chains, base first
+	chains [][]digest.Digest        // unpacked chains, base first
 	tars   map[digest.Digest][]byte // each chainID's layer tar, unpacked into its snapshot
 }
 
