@@ -28,7 +28,7 @@ type Globals struct {
 	Output     []string `short:"o" help:"Output format, repeatable: table, json, sarif, junit; FORMAT=FILE writes to a file (e.g. -o json=report.json -o sarif=report.sarif). Default: table on stdout." placeholder:"FORMAT[=FILE]"`
 	Quiet      bool     `short:"q" help:"Print only the verdict line."`
 	Verbose    bool     `short:"v" help:"Also show informational findings in the table."`
-	Jobs       int      `short:"j" help:"Layers read at once (default: number of CPUs)."`
+	Jobs       int      `short:"j" help:"Layers read at once (default: the number of CPUs; for remote, the number of CPUs but at least 4, as network transfers overlap)."`
 	FailOn     string   `enum:"error,warning" default:"error" help:"Lowest finding severity that fails the run (exit 1): error or warning."`
 	NoProgress bool     `help:"Never show progress on stderr (it is shown only when stderr is a terminal)."`
 

@@ -178,3 +178,11 @@ func TestQuietAndMissingFile(t *testing.T) {
 		t.Fatalf("-q: exit %d, output %q", code, out)
 	}
 }
+
+// TestJobsHelp: --help says what -j defaults to, remote's floor included.
+func TestJobsHelp(t *testing.T) {
+	out, _, _ := runCLI(t, "remote", "--help")
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "for remote, the number of CPUs but at least 4") {
+		t.Errorf("remote --help does not say -j's default for remote:\n%s", out)
+	}
+}
