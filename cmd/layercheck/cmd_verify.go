@@ -129,49 +129,8 @@ func verifyBatches(env *Env, g *Globals, command string, sel selection, names []
 	opts := g.verifierOptions(sel)
 	prog := newProgress(env.Stderr, g.NoProgress || g.Quiet)
 	opts.Progress, opts.Planned = prog.add, prog.plan
-	v := verify.New(opts)
 	b := &report.Builder{}
-	var firstErr error
-	// The sources are verified a batch at a time into the one report: the
-	// layers of a whole batch share one pool (verify.VerifyAll), and no more
-	// than a batch of sources is open at once.
-	batchSize = max(batchSize, 1)
-	for start := 0; start < len(names) && env.Ctx.Err() == nil; start += batchSize {
-		batch := names[start:min(start+batchSize, len(names))]
-		var srcs []source.Source
-		var opened []string
-		for _, name := range batch {
-			src, err := open(name, g)
-			if err != nil {
-				b.Problem(report.Subject{Path: name}, "%v", err)
-				if firstErr == nil {
-					firstErr = err
-				}
-				continue
-			}
-			srcs, opened = append(srcs, src), append(opened, name)
-		}
-		errs := v.VerifyAll(env.Ctx, srcs, b)
-		for _, src := range srcs {
-			src.Close()
-		}
-		for i, err := range errs {
-			if err == nil {
-				continue
-			}
-			if env.Ctx.Err() != nil {
-				firstErr = env.Ctx.Err()
-				break
-			}
-			b.Problem(report.Subject{Path: opened[i]}, "%v", err)
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-	}
-	if env.Ctx.Err() != nil {
-		firstErr = env.Ctx.Err()
-	}
+	firstErr := verify.New(opts).VerifyNamed(env.Ctx, names, func(name string) (source.Source, error) { return open(name, g) }, batchSize, b)
 	prog.done()
 	rep := b.Finish(command, strings.Join(names, ", "), toolVersion())
 	rep.Shard = sh
