@@ -50,7 +50,7 @@ func TestApply(t *testing.T) {
 		{"platforms", Policy{RequirePlatforms: []string{"linux/arm64"}}, nil, report.PolicyPlatforms},
 		{"digest", Policy{RequireDigest: true}, []string{"nginx:1"}, report.PolicyDigestRef},
 		{"layer size", Policy{MaxLayerSize: 299}, nil, report.PolicyLayerSize},
-		{"media type", Policy{AllowedMediaTypes: []string{"application/vnd.oci.image.manifest.v1+json"}}, nil, report.PolicyMediaType},
+		{"media type", Policy{AllowedMediaTypes: []string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip"}}, nil, report.PolicyMediaType},
 		{"wasted", Policy{MaxWastedBytes: 49}, nil, report.PolicyWasted},
 		{"none", Policy{MaxLayerSize: 300, MaxWastedBytes: 50}, []string{"nginx@sha256:" + "0123456789012345678901234567890123456789012345678901234567890123"}, ""},
 	} {

@@ -53,3 +53,20 @@ func ShardCoverage(reports ...*Report) (missing, duplicated []int, err error) {
 	sort.Ints(duplicated)
 	return missing, duplicated, nil
 }
+
+// Apply returns the inputs of shard s: names sorted (bytewise) and every
+// Count-th taken from position Index. It fills s.Inputs. A nil shard returns
+// names unchanged.
+func (s *Shard) Apply(names []string) []string {
+	if s == nil {
+		return names
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	s.Inputs = len(sorted)
+	var out []string
+	for k := s.Index - 1; k < len(sorted); k += s.Count {
+		out = append(out, sorted[k])
+	}
+	return out
+}

@@ -72,7 +72,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 		}
 		srcs[r] = s
 	}
-	refs := applyShard(sh, allRefs)
+	refs := sh.Apply(allRefs)
 	// Resolve every reference at once in the background, so the round trips
 	// of later references overlap the layers of earlier ones; verifyBatches
 	// then verifies them into one report, sharing the client's connections,

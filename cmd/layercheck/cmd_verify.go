@@ -75,7 +75,7 @@ func inputList(args []string, file string, shard shardFlag, what string) ([]stri
 	if len(all) == 0 {
 		return nil, nil, &usageError{msg: fmt.Sprintf("no %s: give at least one or -f FILE", what)}
 	}
-	return applyShard(sh, all), sh, nil
+	return sh.Apply(all), sh, nil
 }
 
 // openArtifact opens a file as a docker save or OCI archive, a directory

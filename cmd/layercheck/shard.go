@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -49,23 +48,6 @@ func parseShard(s string) (*report.Shard, error) {
 		return nil, &usageError{msg: fmt.Sprintf("--shard %q: the shard index is 1-based and must be between 1 and %d", s, n)}
 	}
 	return &report.Shard{Index: i, Count: n}, nil
-}
-
-// apply returns the inputs of shard s: names sorted (bytewise) and every
-// Count-th taken from position Index. It fills s.Inputs. A nil shard
-// returns names unchanged.
-func applyShard(s *report.Shard, names []string) []string {
-	if s == nil {
-		return names
-	}
-	sorted := append([]string(nil), names...)
-	sort.Strings(sorted)
-	s.Inputs = len(sorted)
-	var out []string
-	for k := s.Index - 1; k < len(sorted); k += s.Count {
-		out = append(out, sorted[k])
-	}
-	return out
 }
 
 // readList reads input names from a file, one per line; blank lines and

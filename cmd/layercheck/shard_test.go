@@ -134,7 +134,7 @@ func TestShardSplit(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.spec, err)
 		}
-		if got := applyShard(sh, names); !reflect.DeepEqual(got, tc.want) || sh.Inputs != 5 {
+		if got := sh.Apply(names); !reflect.DeepEqual(got, tc.want) || sh.Inputs != 5 {
 			t.Errorf("%s: %v (inputs %d), want %v (5)", tc.spec, got, sh.Inputs, tc.want)
 		}
 	}
