@@ -77,50 +77,6 @@ type hostSource struct {
 	tag    string // the host's tag in that repository ("" when none)
 }
 
-// registrySource finds where a host image came from: remote, else the
-// repo@sha256: reference repositories.json records (preferring the
-// repository the user named).
-func registrySource(name, remote string, img *docker.HostImage) (hostSource, error) {
-	user, _ := ref.Parse(name)
-	if remote != "" {
-		r, err := ref.Parse(remote)
-		if err != nil {
-			return hostSource{}, &ArgumentError{err}
-		}
-		hs := hostSource{ref: remote, repo: r.Name()}
-		for _, d := range img.RepoDigests {
-			if ref.RepositoryOf(d) == hs.repo {
-				hs.pulled = d
-				break
-			}
-		}
-		if r.Tag != "" && r.Digest == "" {
-			hs.tag = remote
-		}
-		return hs, nil
-	}
-	if len(img.RepoDigests) == 0 {
-		return hostSource{}, fmt.Errorf("image %s (%s) has no registry source: repositories.json records no repo@sha256: reference for it (built, loaded or imported locally, never pulled or pushed); name one with --remote REF", name, img.ID)
-	}
-	pick := img.RepoDigests[0]
-	for _, d := range img.RepoDigests {
-		if ref.RepositoryOf(d) == user.Name() {
-			pick = d
-			break
-		}
-	}
-	hs := hostSource{ref: pick, repo: ref.RepositoryOf(pick), pulled: pick}
-	for _, t := range img.RepoTags {
-		tr, err := ref.Parse(t)
-		if err != nil || tr.Name() != hs.repo {
-			continue
-		}
-		if hs.tag == "" || (tr.Tag == user.Tag && tr.Name() == user.Name()) {
-			hs.tag = t
-		}
-	}
-	return hs, nil
-}
 
 // dockerImage compares one image of a Docker classic store; it returns the
 // image ID for the deep audit ("" when the comparison stopped early).
@@ -130,7 +86,8 @@ func dockerImage(ctx context.Context, st *docker.Store, reg Registry, o *outcome
 		o.fail(report.Subject{Image: name}, fmt.Errorf("host image: %w", err))
 		return ""
 	}
-	hs, err := registrySource(name, opts.Remote, img)
+	si := img.StoreImage()
+	hs, err := modelSource(name, opts.Remote, &si)
 	if err != nil {
 		o.fail(report.Subject{Image: name}, err)
 		return ""
@@ -536,7 +493,7 @@ func lookupHost(st *docker.Store, im report.Image) (*docker.HostImage, string) {
 	return nil, ""
 }
 
-// modelSource finds where an image of any store came from: remote, else the
+// modelSource finds where a host image came from: remote, else the
 // registry digest the store recorded (preferring the repository the user
 // named), with the tag the store names it by in that repository.
 func modelSource(name, remote string, img *store.Image) (hostSource, error) {

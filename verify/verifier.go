@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/layercheck/layercheck/ref"
 	"io"
 	"sort"
 	"strings"
@@ -388,18 +389,9 @@ func (r *run) selectTargets(ts []source.Target) ([]source.Target, error) {
 	return out, nil
 }
 
+// matchTarget applies an --image selector to a target: its name or tags
+// (normalised references), or a prefix of its manifest or config digest.
 func matchTarget(t source.Target, sel string) bool {
-	names := append([]string{t.Name}, t.Tags...)
-	for _, n := range names {
-		if n == sel || n == sel+":latest" || strings.TrimPrefix(strings.TrimPrefix(n, "docker.io/"), "library/") == sel ||
-			strings.TrimPrefix(strings.TrimPrefix(n, "docker.io/"), "library/") == sel+":latest" {
-			return true
-		}
-	}
-	hex := strings.TrimPrefix(sel, "sha256:")
-	if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return false
-	}
 	var ds []digest.Digest
 	if t.Descriptor != nil {
 		ds = append(ds, t.Descriptor.Digest)
@@ -407,12 +399,7 @@ func matchTarget(t source.Target, sel string) bool {
 	if t.Image != nil {
 		ds = append(ds, t.Image.Config.Desc.Digest)
 	}
-	for _, d := range ds {
-		if d != "" && strings.HasPrefix(d.Encoded(), hex) {
-			return true
-		}
-	}
-	return false
+	return ref.Match(sel, append([]string{t.Name}, t.Tags...), ds...)
 }
 
 func (r *run) ref(b source.Blob) {
@@ -569,7 +556,7 @@ func (r *run) index(ctx context.Context, w *imageWork, name string, tags []strin
 	}
 	matched := 0
 	for i, child := range idx.Manifests {
-		plat := PlatformString(child.Platform)
+		plat := ref.PlatformOf(child.Platform)
 		if IsAttestation(child) {
 			cw := &imageWork{name: name, platform: "attestation " + platformOfAttestation(child, idx), artifact: true}
 			cw.add(report.Artifact, nil, report.Subject{Digest: child.Digest.String()}, "attestation manifest; listed, not verified as an image", "", "")
@@ -623,42 +610,17 @@ func IsAttestation(d ocispec.Descriptor) bool {
 }
 
 func platformOfAttestation(d ocispec.Descriptor, idx ocispec.Index) string {
-	ref := d.Annotations["vnd.docker.reference.digest"]
+	subject := d.Annotations["vnd.docker.reference.digest"]
 	for _, m := range idx.Manifests {
-		if m.Digest.String() == ref {
-			return "for " + PlatformString(m.Platform)
+		if m.Digest.String() == subject {
+			return "for " + ref.PlatformOf(m.Platform)
 		}
 	}
 	return "of " + report.Short(d.Digest.String())
 }
 
-// PlatformString renders os/arch[/variant], or "" when the platform is unknown.
-func PlatformString(p *ocispec.Platform) string {
-	if p == nil || (p.OS == "" && p.Architecture == "") {
-		return ""
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
-func (r *run) platformSelected(plat string) bool { return PlatformSelected(r.v.opts.Platforms, plat) }
-
-// PlatformSelected matches a platform against --platform selectors, treating
-// a missing variant in a selector as a wildcard and arm64's v8 as its
-// default. No selectors select everything; an unknown platform only then.
-func PlatformSelected(sels []string, plat string) bool {
-	if len(sels) == 0 || plat == "" {
-		return len(sels) == 0 || plat == ""
-	}
-	for _, sel := range sels {
-		if sel == plat || strings.HasPrefix(plat, sel+"/") || sel == plat+"/v8" && strings.HasSuffix(plat, "arm64") {
-			return true
-		}
-	}
-	return false
+func (r *run) platformSelected(plat string) bool {
+	return ref.PlatformSelected(r.v.opts.Platforms, plat)
 }
 
 func (r *run) manifest(ctx context.Context, w *imageWork, data []byte, subj report.Subject) {
@@ -888,9 +850,9 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 		}
 	}
 	if cfg != nil {
-		if p := PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); w.platform == "" {
+		if p := ref.PlatformOf(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); w.platform == "" {
 			w.platform = p
-		} else if p != "" && !strings.HasPrefix(w.platform, "manifests[") && !samePlatform(w.platform, p) {
+		} else if p != "" && !strings.HasPrefix(w.platform, "manifests[") && !ref.SamePlatform(w.platform, p) {
 			w.add(report.IndexPlatform, nil, cfgSubj, "the index and the config disagree on the platform", w.platform, p)
 		}
 		if cfg.RootFS.Type != "layers" {
@@ -936,10 +898,6 @@ func (r *run) image(ctx context.Context, w *imageWork, config source.Ref, layers
 	if w.layers == nil {
 		w.layers = []layerWork{}
 	}
-}
-
-func samePlatform(a, b string) bool {
-	return a == b || strings.TrimSuffix(a, "/v8") == strings.TrimSuffix(b, "/v8")
 }
 
 func nonEmpty(s, def string) string {

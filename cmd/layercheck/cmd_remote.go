@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	imageref "github.com/layercheck/layercheck/ref"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/layercheck/layercheck/registryclient"
 	"github.com/layercheck/layercheck/source"
 )
@@ -97,7 +96,7 @@ func (c *remoteCmd) Run(g *Globals, env *Env) error {
 	// One batch: the sources are already open (and resolving), they hold no
 	// files, and every reference of a repository shares its layer passes.
 	return verifyBatches(env, g, "remote", selection{Platform: c.Platform}, refs, sh, func(ref string, _ *Globals) (source.Source, error) {
-		return scopedRemote{Source: srcs[ref], scope: repositoryOf(ref)}, nil
+		return scopedRemote{Source: srcs[ref], scope: imageref.RepositoryOf(ref)}, nil
 	}, len(refs))
 }
 
@@ -111,16 +110,6 @@ type scopedRemote struct {
 
 // BlobScope implements verify.BlobScoper.
 func (s scopedRemote) BlobScope() string { return s.scope }
-
-// repositoryOf returns registry/repository of a reference, as the registry
-// client reads it ("" when it does not parse: the source then shares nothing).
-func repositoryOf(ref string) string {
-	r, err := name.ParseReference(strings.TrimSpace(ref), name.Insecure)
-	if err != nil {
-		return ""
-	}
-	return r.Context().Name()
-}
 
 // refs gathers the references of the arguments and of -f, once each, in order.
 func (c *remoteCmd) refs() ([]string, error) {

@@ -3,6 +3,7 @@ package containerd
 import (
 	"encoding/json"
 	"fmt"
+	imageref "github.com/layercheck/layercheck/ref"
 	"io"
 	"strings"
 
@@ -99,17 +100,15 @@ func (s *Store) FindImage(ref string) (*HostImage, error) {
 	return h, nil
 }
 
-// imageMatches applies FindImage's rules to one record.
-func imageMatches(ns string, img *imageRecord, ref string) bool {
-	short := strings.TrimPrefix(strings.TrimPrefix(img.Name, "docker.io/"), "library/")
-	for _, n := range []string{img.Name, short, strings.TrimPrefix(img.Name, "docker.io/"), targetName(ns, img.Name)} {
-		if n == ref || n == ref+":latest" {
-			return true
-		}
+// imageMatches applies FindImage's rules to one record: namespace/name,
+// else package ref's matching of the name (nginx selects
+// docker.io/library/nginx:latest) or a prefix of the target digest.
+func imageMatches(ns string, img *imageRecord, sel string) bool {
+	var ds []digest.Digest
+	if img.Target.Digest.Validate() == nil {
+		ds = append(ds, img.Target.Digest)
 	}
-	hex := strings.TrimPrefix(ref, "sha256:")
-	return len(hex) >= 4 && strings.Trim(hex, "0123456789abcdef") == "" && img.Target.Digest.Validate() == nil &&
-		strings.HasPrefix(img.Target.Digest.Encoded(), hex)
+	return sel == targetName(ns, img.Name) || imageref.Match(sel, []string{img.Name}, ds...)
 }
 
 // resolve walks an index or manifest from the content store into h.
@@ -134,7 +133,7 @@ func (s *Store) resolve(h *HostImage, desc ocispec.Descriptor, platform string, 
 			}
 			p := ""
 			if c.Platform != nil {
-				p = verify.PlatformString(c.Platform)
+				p = imageref.PlatformOf(c.Platform)
 			}
 			if isManifestType(c.MediaType) && s.files[c.Digest] == nil {
 				h.Absent = append(h.Absent, nonEmptyString(p, c.Digest.String()))
@@ -158,7 +157,7 @@ func (s *Store) resolve(h *HostImage, desc ocispec.Descriptor, platform string, 
 			var cfg imageConfig
 			if json.Unmarshal(cdata, &cfg) == nil {
 				if hp.Platform == "" {
-					hp.Platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+					hp.Platform = imageref.PlatformOf(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 				}
 				if cfg.RootFS != nil && len(cfg.RootFS.DiffIDs) == len(m.Layers) {
 					for _, d := range cfg.RootFS.DiffIDs {

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"github.com/layercheck/layercheck/ref"
 	"io"
 
 	"github.com/layercheck/layercheck/report"
@@ -33,7 +34,7 @@ func (s *Store) VerifySnapshotFiles(ctx context.Context, image string, open Laye
 	var layers []HostLayer
 	seen := map[string]bool{}
 	for _, hp := range h.Platforms {
-		if !verify.PlatformSelected(s.opts.Platforms, hp.Platform) {
+		if !ref.PlatformSelected(s.opts.Platforms, hp.Platform) {
 			continue
 		}
 		sf.plan(ns, name, hp, func(hl HostLayer) string { return hl.Desc.Digest.String() })

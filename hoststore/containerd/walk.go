@@ -3,6 +3,7 @@ package containerd
 import (
 	"encoding/json"
 	"fmt"
+	imageref "github.com/layercheck/layercheck/ref"
 	"io"
 	"os"
 	"sort"
@@ -128,7 +129,7 @@ func isManifestType(mt string) bool {
 
 // platformSelected follows the verifier's --platform matching.
 func (a *auditor) platformSelected(plat string) bool {
-	return verify.PlatformSelected(a.st.opts.Platforms, plat)
+	return imageref.PlatformSelected(a.st.opts.Platforms, plat)
 }
 
 func (a *auditor) walkIndex(t *imgTarget, desc ocispec.Descriptor, data []byte, depth int, refOnly bool) {
@@ -148,7 +149,7 @@ func (a *auditor) walkIndex(t *imgTarget, desc ocispec.Descriptor, data []byte, 
 			a.walk(t, c, depth+1, "", true, true)
 			continue
 		}
-		plat := verify.PlatformString(c.Platform)
+		plat := imageref.PlatformOf(c.Platform)
 		sel := a.platformSelected(plat)
 		if plat == "" {
 			plat = fmt.Sprintf("manifests[%d]", i)
@@ -183,7 +184,7 @@ func (a *auditor) walkManifest(t *imgTarget, desc ocispec.Descriptor, data []byt
 		}
 	}
 	if platform == "" && cfg != nil {
-		platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+		platform = imageref.PlatformOf(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	}
 	subj := report.Subject{Image: t.name, Platform: platform}
 	if childOfIndex && t.ns.Blobs[desc.Digest] == nil {

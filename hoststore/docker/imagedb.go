@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	imageref "github.com/layercheck/layercheck/ref"
 	"io/fs"
 	"regexp"
 	"sort"
@@ -82,7 +83,7 @@ func (a *audit) parseConfig(img *imageRec, data []byte) {
 		img.fs.Add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config is not valid JSON: %v", err))
 		return
 	}
-	img.platform = verify.PlatformString(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+	img.platform = imageref.PlatformOf(&ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	if cfg.RootFS == nil {
 		img.fs.Add(a.maxPer, finding(ImagedbConfig, img.subject(), "image config has no rootfs"))
 		return
@@ -333,26 +334,13 @@ func (a *audit) checkRef(rel, repo, ref, value string) {
 }
 
 // normalizeRef turns a user's reference into the familiar form
-// repositories.json uses: docker.io/library/ dropped, :latest added.
+// repositories.json uses (docker.io/library/ dropped, :latest added), as
+// package ref writes it; a string that is no reference stays as it is.
 func normalizeRef(s string) string {
-	for _, p := range []string{"docker.io/", "index.docker.io/", "registry-1.docker.io/"} {
-		if rest, ok := strings.CutPrefix(s, p); ok {
-			s = rest
-			if r2, ok := strings.CutPrefix(s, "library/"); ok && !strings.Contains(splitName(r2), "/") {
-				s = r2
-			}
-			break
-		}
-	}
-	if _, tag, dg := splitRef(s); tag == "" && dg == "" {
-		s += ":latest"
+	if r, err := imageref.Parse(s); err == nil {
+		return r.Familiar()
 	}
 	return s
-}
-
-func splitName(ref string) string {
-	n, _, _ := splitRef(ref)
-	return n
 }
 
 // selectImages applies Options.Images; with none, every image is selected.

@@ -38,7 +38,7 @@ type HostImage struct {
 	ConfigPath string
 }
 
-// Platform returns os/arch[/variant], as verify.PlatformString writes it.
+// Platform returns os/arch[/variant], as ref.PlatformOf writes it.
 func (h *HostImage) Platform() string {
 	p := h.OS + "/" + h.Architecture
 	if h.Variant != "" {

@@ -3,6 +3,7 @@ package regstore
 import (
 	"context"
 	"fmt"
+	imageref "github.com/layercheck/layercheck/ref"
 	"sort"
 	"strings"
 	"time"
@@ -223,7 +224,7 @@ func (a *audit) checkRefs(r *repo, md digest.Digest, m *manifestDoc) {
 		}
 	case kindIndex:
 		for i, c := range m.children {
-			ref(fmt.Sprintf("manifests[%d] (%s)", i, nonEmpty(verify.PlatformString(c.Platform), c.MediaType)), c.Digest, true, report.Error, nil)
+			ref(fmt.Sprintf("manifests[%d] (%s)", i, nonEmpty(imageref.PlatformOf(c.Platform), c.MediaType)), c.Digest, true, report.Error, nil)
 		}
 	case kindSchema1:
 		for i, d := range m.fsLayers {

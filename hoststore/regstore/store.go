@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/layercheck/layercheck/ref"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -250,9 +251,9 @@ func (s *Store) model() []imageEntry {
 				byDigest[m.d] = i
 				out = append(out, imageEntry{repo: name, m: m, config: s.config(m.config.Digest)})
 				if c := out[i].config; c != nil {
-					out[i].plat = verify.PlatformString(&ocispec.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant})
+					out[i].plat = ref.PlatformOf(&ocispec.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant})
 				} else {
-					out[i].plat = verify.PlatformString(plat)
+					out[i].plat = ref.PlatformOf(plat)
 				}
 			}
 			e := &out[i]
@@ -269,7 +270,7 @@ func (s *Store) model() []imageEntry {
 			add(m, tags[l.dir], l.dir.String(), nil)
 			if m.kind == kindIndex && m.bad == "" {
 				for _, c := range m.children {
-					if verify.IsAttestation(c) || !verify.PlatformSelected(s.opts.Platforms, verify.PlatformString(c.Platform)) {
+					if verify.IsAttestation(c) || !ref.PlatformSelected(s.opts.Platforms, ref.PlatformOf(c.Platform)) {
 						continue
 					}
 					add(s.revision(r, c.Digest), tags[l.dir], l.dir.String(), c.Platform)
@@ -430,7 +431,7 @@ func pickPlatform(found []store.Image, platforms []string) *store.Image {
 	}
 	var pick *store.Image
 	for i := range found {
-		if verify.PlatformSelected(want, found[i].Platform) {
+		if ref.PlatformSelected(want, found[i].Platform) {
 			if pick != nil {
 				return nil
 			}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/layercheck/layercheck/store/storetest"
 	"io"
 	"io/fs"
 	"math/rand"
@@ -727,49 +728,10 @@ func (s *Store) addBuildKit(t testing.TB) {
 	WriteFile(t, s.Path(drv.layerRoot(s.BuildKitID))+"/build-output", []byte("built by buildkit\n"), 0o644)
 }
 
-// TreeHash describes every path under root: type, mode, owner, size,
-// mtime, device, symlink target, content hash and xattrs.
-func TreeHash(t testing.TB, root string) []string {
-	t.Helper()
-	var out []string
-	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		rel, _ := filepath.Rel(root, p)
-		line := fmt.Sprintf("%s mode=%o uid=%d gid=%d size=%d mtime=%d.%09d rdev=%d nlink=%d", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Rdev, st.Nlink)
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			line += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			line += fmt.Sprintf(" sha256=%x", sha256.Sum256(data))
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			x := listXattrs(t, p)
-			keys := sortedKeys(x)
-			for _, k := range keys {
-				line += fmt.Sprintf(" xattr:%s=%q", k, x[k])
-			}
-		}
-		out = append(out, line)
-		return nil
-	}))
-	sort.Strings(out)
-	return out
-}
+// TreeHash describes every path under root (storetest.TreeHash): type,
+// mode, owner, size, mtime, device, link count, symlink target, content hash
+// and xattrs.
+func TreeHash(t testing.TB, root string) []string { return storetest.TreeHash(t, root) }
 
 func Gunzip(t testing.TB, data []byte) string {
 	t.Helper()
