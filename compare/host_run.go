@@ -77,7 +77,6 @@ type hostSource struct {
 	tag    string // the host's tag in that repository ("" when none)
 }
 
-
 // dockerImage compares one image of a Docker classic store; it returns the
 // image ID for the deep audit ("" when the comparison stopped early).
 func dockerImage(ctx context.Context, st *docker.Store, reg Registry, o *outcome, name string, opts Options, caps *captures) string {
