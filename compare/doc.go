@@ -1,4 +1,15 @@
-// Package compare decides whether two sides hold the same image.
+// Package compare decides whether two sides hold the same image. It is the
+// library behind `layercheck compare`, one function per form:
+//
+//   - [Artifact]: a docker save or OCI layout against a registry image;
+//   - [HostImages]: images of a host store (store.Store, opened once) against
+//     their registry sources, the tag-moved check first;
+//   - [Sources]: registry images, saves or layouts against a Docker layer store.
+//
+// Each verifies both sides with the shared verifier (each layer read once per
+// side), returns a report and the first "could not compare" error, and talks
+// to registries only through the [Registry] the caller gives. It is not a
+// command line (no flags, no output) and opens no store by itself.
 //
 // [Images] compares an artifact (a docker save tarball or an OCI layout)
 // with what a registry serves. It works on the report.Image results the
@@ -25,7 +36,7 @@
 // compressed layer digests, diffIDs, chainIDs) what the verifier measured on
 // the host's blobs, and names layers whose blob the content store lacks
 // (an error, a warning when a snapshot of the chainID still holds the
-// layer). Expected values are the registry's (or source's), actual
-// values the host's. The tag-moved check (compare-tag-moved) is decided by
-// the command line, which resolves tags.
+// layer). [StoreImage] compares an image known only through the store model
+// (containers-storage, a registry's storage). Expected values are the
+// registry's (or source's), actual values the host's.
 package compare
