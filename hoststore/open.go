@@ -107,3 +107,60 @@ type OptionError struct {
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("%s is a %s store: the %s option does not apply to it", e.Root, e.Kind, e.Option)
 }
+
+// Root is a store to open and, when not "", the kind it must be (a flag
+// that names one kind, like --containerd-root).
+type Root struct {
+	Path string
+	Kind store.Kind
+}
+
+// KindError is a root whose contents are another kind of store than the
+// one asked for: a mistake in the command line.
+type KindError struct {
+	Root       string
+	Want, Have store.Kind
+}
+
+func (e *KindError) Error() string {
+	return fmt.Sprintf("%s is a %s store, not a %s root; name it with --root", e.Root, e.Have, e.Want)
+}
+
+// Discover returns the DefaultRoots that hold a store, or an error naming
+// where it looked.
+func Discover() ([]Root, error) {
+	var out []Root
+	for _, r := range DefaultRoots {
+		if _, err := Detect(r); err == nil {
+			out = append(out, Root{Path: r})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no store found at %s; name one with --root DIR", strings.Join(DefaultRoots, ", "))
+	}
+	return out, nil
+}
+
+// OpenAll opens every root, in order; the first that cannot be opened (or
+// is not of the kind asked for) closes the others and is the error.
+func OpenAll(roots []Root, opts store.Options) ([]store.Store, error) {
+	var out []store.Store
+	closeAll := func() {
+		for _, s := range out {
+			s.Close()
+		}
+	}
+	for _, r := range roots {
+		st, err := Open(r.Path, opts)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		out = append(out, st)
+		if r.Kind != "" && st.Kind() != r.Kind {
+			closeAll()
+			return nil, &KindError{Root: r.Path, Want: r.Kind, Have: st.Kind()}
+		}
+	}
+	return out, nil
+}

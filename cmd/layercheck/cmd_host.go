@@ -11,7 +11,6 @@ import (
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/report/metrics"
 	"github.com/layercheck/layercheck/schedule"
-	"os"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore"
@@ -36,36 +35,28 @@ type hostCmd struct {
 // defaultDockerRoot is where Docker keeps its data root.
 const defaultDockerRoot = "/var/lib/docker"
 
-// roots lists the stores to audit and their required kind ("" any): the
-// flags', else every default path that holds a store.
-func (c *hostCmd) roots() ([]string, []store.Kind, error) {
-	var roots []string
-	var kinds []store.Kind
+// roots lists the stores to audit: the flags', else every default path
+// that holds a store.
+func (c *hostCmd) roots() ([]hoststore.Root, error) {
+	var roots []hoststore.Root
 	for _, r := range c.Root {
-		roots, kinds = append(roots, r), append(kinds, "")
+		roots = append(roots, hoststore.Root{Path: r})
 	}
 	if c.ContainerdRoot != "" {
-		roots, kinds = append(roots, c.ContainerdRoot), append(kinds, store.Containerd)
+		roots = append(roots, hoststore.Root{Path: c.ContainerdRoot, Kind: store.Containerd})
 	}
 	if len(roots) > 0 {
-		return roots, kinds, nil
+		return roots, nil
 	}
-	for _, r := range hoststore.DefaultRoots {
-		if _, err := hoststore.Detect(r); err == nil {
-			roots, kinds = append(roots, r), append(kinds, "")
-		}
-	}
-	if len(roots) == 0 {
-		return nil, nil, fmt.Errorf("no store found at %s; name one with --root DIR", strings.Join(hoststore.DefaultRoots, ", "))
-	}
-	return roots, kinds, nil
+	return hoststore.Discover()
 }
 
 // storeOpenError classifies an error of hoststore.Open: options that do not
 // apply to the store found are usage errors.
 func storeOpenError(err error) error {
 	var oe *hoststore.OptionError
-	if errors.As(err, &oe) || errors.Is(err, docker.ErrUnsupportedDriver) && strings.Contains(err.Error(), "graph driver \"") {
+	var ke *hoststore.KindError
+	if errors.As(err, &oe) || errors.As(err, &ke) || errors.Is(err, docker.ErrUnsupportedDriver) && strings.Contains(err.Error(), "graph driver \"") {
 		return usage(err)
 	}
 	return err
@@ -97,29 +88,19 @@ func (c *hostCmd) Run(g *Globals, env *Env) error {
 	// round's error), audit each into its own report, join them.
 	round := func(ctx context.Context) (hostRound, error) {
 		var r hostRound
-		roots, kinds, err := c.roots() // each round: a store may appear or go
+		roots, err := c.roots() // each round: a store may appear or go
 		if err != nil {
 			return r, err
 		}
-		var stores []store.Store
+		stores, err := hoststore.OpenAll(roots, opts)
+		if err != nil {
+			return r, storeOpenError(err)
+		}
 		defer func() {
 			for _, s := range stores {
 				s.Close()
 			}
 		}()
-		for i, root := range roots {
-			if _, err := os.Stat(root); err != nil {
-				return r, err
-			}
-			st, err := hoststore.Open(root, opts)
-			if err != nil {
-				return r, storeOpenError(err)
-			}
-			stores = append(stores, st)
-			if kinds[i] != "" && st.Kind() != kinds[i] {
-				return r, &usageError{msg: fmt.Sprintf("%s is a %s store, not a %s root; name it with --root", root, st.Kind(), kinds[i])}
-			}
-		}
 		r.audited = store.AuditEach(ctx, stores, toolVersion())
 		r.rep, r.firstErr = store.Join(ctx, r.audited, toolVersion())
 		r.rep.Shard = sh
