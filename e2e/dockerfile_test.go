@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/layercheck/layercheck/report"
 	"io"
 	"io/fs"
 	"os"
@@ -132,6 +133,40 @@ func TestDockerfile(t *testing.T) {
 	if !regexpOK.Match(out) {
 		t.Errorf("docker run %s tar /work/sample.tar printed no OK verdict:\n%s", tag, out)
 	}
+	// As the DaemonSet runs it: root without privileges (every capability
+	// dropped but DAC_READ_SEARCH), a read-only root filesystem, the data root
+	// mounted read-only at its own path. A copy of this dockerd's data root
+	// audits clean (overlay2 without CAP_SYS_ADMIN cannot see opaque markers:
+	// a problem saying so, exit 3, is the one thing allowed); a byte flipped in
+	// a copy is named.
+	daemonSet := func(root string) ([]byte, error) {
+		return d.CLI(ctx, "run", "--rm", "--network", "none", "--user", "0:0", "--cap-drop", "ALL", "--cap-add", "DAC_READ_SEARCH",
+			"--read-only", "--tmpfs", "/tmp", "-v", root+":/var/lib/docker:ro", tag, "host", "--no-progress", "-o", "json")
+	}
+	clean := s.Env.Corrupt(t, d.DataRoot)
+	out, err = daemonSet(clean.Path)
+	var rep report.Report
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("the image's host audit printed no JSON report (%v): %v\n%s", err, jerr, out)
+	}
+	if rep.Summary.Errors != 0 || rep.Summary.Images == 0 {
+		t.Errorf("the image's host audit of a copy of the data root: %d errors, %d images, want 0 and some", rep.Summary.Errors, rep.Summary.Images)
+	}
+	for _, p := range rep.Problems {
+		if !strings.Contains(p.Message, "CAP_SYS_ADMIN") {
+			t.Errorf("the image's host audit: problem %s: %s", p.Subject, p.Message)
+		}
+	}
+	damaged := s.Env.Corrupt(t, d.DataRoot)
+	rel, size := largestFile(t, damaged.Path, layerDir(t, damaged.Path, d.Driver, s.Sets[s.Drivers[0]].Image("layers").ChainIDs[0]))
+	if err := damaged.FlipByte(rel, size/2); err != nil {
+		t.Fatal(err)
+	}
+	out, err = daemonSet(damaged.Path)
+	if err == nil || !strings.Contains(string(out), "host-file-crc") {
+		t.Errorf("the image's host audit of a copy with %s flipped: err %v, no host-file-crc:\n%.2000s", rel, err, out)
+	}
+
 	out, err = d.CLI(ctx, "run", "--rm", "--network", "none", tag, "--version")
 	if err != nil {
 		t.Fatalf("docker run %s --version: %v", tag, err)
