@@ -196,11 +196,19 @@ const copyBufSize = 256 << 10
 // The error is non-nil only when the rebuild could not be completed: a malformed
 // tar-split (a [*FormatError]), a failed write to w, or ctx being done.
 func Assemble(ctx context.Context, ts io.Reader, root FileOpener, w io.Writer) (AssembleStats, error) {
-	var st AssembleStats
 	tr, err := Open(ts)
 	if err != nil {
-		return st, err
+		return AssembleStats{}, err
 	}
+	return AssembleFrom(ctx, tr, root, w)
+}
+
+// AssembleFrom is [Assemble] over records already being decoded: a
+// [*Reader], or a source wrapping one (a caller that also needs the records,
+// so the tar-split is decoded once). Records must come in position order,
+// with Typeflag, Duplicate and Unsafe set as [*Reader] sets them.
+func AssembleFrom(ctx context.Context, tr EntrySource, root FileOpener, w io.Writer) (AssembleStats, error) {
+	var st AssembleStats
 	cw := &countWriter{w: w}
 	buf := make([]byte, copyBufSize)
 	crc := crc64.New(crcTable)

@@ -33,10 +33,14 @@ type diskObserver struct {
 	sumSize int64           // Σ header sizes, the naive drivers' size rule
 	entries int
 	inodes  map[uint64]*attrs // deferred attributes of files with several links
+	// self is the layer's index in its chain (full-rootfs drivers): entries
+	// of the tree other layers wrote are compared as inherited copies.
+	self int
+	seen map[*tnode]bool // tree nodes found on disk by the walk
 }
 
 func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}}
+	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}, self: -1}
 	if env.Layout.Overlay {
 		o.tree = newPathTree()
 	}
@@ -405,6 +409,7 @@ type walkResult struct {
 func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 	var res walkResult
 	var rootDev uint64
+	o.seen = map[*tnode]bool{}
 	inodes := map[uint64]bool{}
 	err := fs.WalkDir(o.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -453,8 +458,8 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 			}
 			return nil
 		}
-		n.seen = true
-		if n.lower != nil {
+		o.seen[n] = true
+		if n.hdr != nil && n.layer != o.self {
 			o.compareInherited(tree, p, n, fi, st)
 		}
 		if !n.explicit && !fi.IsDir() {
@@ -483,7 +488,7 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 // copy (it keeps only security.capability), and the mode and owner of files
 // with several links, which a later hardlink header may have set.
 func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st Stat) {
-	h := n.lower
+	h := n.hdr
 	from := n.layer + 1
 	if h.Typeflag == tar.TypeLink {
 		target, ok := CleanEntry(h.Linkname)
@@ -577,7 +582,7 @@ func (o *diskObserver) walkOpaque(dir, entry string) {
 // reportUnseen reports entries of lower layers missing from a full-rootfs
 // layer directory; this layer's own entries were compared one by one.
 func (o *diskObserver) reportUnseen(tree *pathTree, self int) {
-	tree.unseen(func(p string, n *tnode) {
+	tree.unseen(o.seen, func(p string, n *tnode) {
 		if n.layer == self {
 			return
 		}
