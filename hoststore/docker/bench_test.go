@@ -2,13 +2,17 @@ package docker
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/layercheck/layercheck/verify"
 
 	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
 	"github.com/layercheck/layercheck/report"
@@ -95,4 +99,120 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// manyFilesSpec is an overlay2 store of 4 layers of 4,000 files each (512
+// bytes to 16 KiB, every 50th 256 KiB; about 160 MiB in all), 100 files a
+// directory: the file count of a real image per byte, where the cost per
+// file (opens, lstat, the walk) shows next to the hashing.
+func manyFilesSpec() dockertest.StoreSpec {
+	rnd := rand.New(rand.NewSource(7))
+	uid, gid := 0, 0
+	if !dockertest.IsRoot() {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	spec := dockertest.StoreSpec{Driver: "overlay2"}
+	var keys []string
+	for l := 0; l < 4; l++ {
+		key := fmt.Sprintf("M%d", l)
+		var entries []dockertest.Entry
+		for i := 0; i < 4000; i++ {
+			dir := fmt.Sprintf("l%d/d%02d/", l, i/100)
+			if i%100 == 0 {
+				if i == 0 {
+					entries = append(entries, dockertest.Dir(fmt.Sprintf("l%d/", l), 0o755))
+				}
+				entries = append(entries, dockertest.Dir(dir, 0o755))
+			}
+			size := 512 << (i % 6)
+			if i%50 == 49 {
+				size = 256 << 10
+			}
+			data := make([]byte, size)
+			rnd.Read(data)
+			entries = append(entries, dockertest.Entry{Name: fmt.Sprintf("%sf%04d", dir, i), Type: tar.TypeReg, Data: data, Mode: 0o644})
+		}
+		for i := range entries {
+			entries[i].UID, entries[i].GID = uid, gid
+		}
+		parent := ""
+		if l > 0 {
+			parent = keys[l-1]
+		}
+		spec.Layers = append(spec.Layers, dockertest.LayerSpec{Key: key, Parent: parent, Entries: entries})
+		keys = append(keys, key)
+	}
+	spec.Images = []dockertest.ImageSpec{{Key: "many", Refs: []string{"many:1"}, Layers: keys}}
+	return spec
+}
+
+// BenchmarkHostVsTar measures, in CPU-seconds, the host audit of a store
+// against verify.Pass over the same layers' tars (what `layercheck tar`
+// does with a docker save's uncompressed layers), 2 jobs each, the two
+// sides taking turns. The issue's goal is host at most 2x tar.
+func BenchmarkHostVsTar(b *testing.B) {
+	s := dockertest.Build(b, manyFilesSpec())
+	var tars [][]byte
+	var tarBytes int64
+	for _, l := range s.Layers {
+		tars = append(tars, l.Tar)
+		tarBytes += int64(len(l.Tar))
+	}
+	tarSide := func() {
+		var wg sync.WaitGroup
+		next := make(chan []byte, len(tars))
+		for _, t := range tars {
+			next <- t
+		}
+		close(next)
+		for j := 0; j < 2; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for t := range next {
+					if _, err := verify.Pass(context.Background(), bytes.NewReader(t), verify.PassOptions{}); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	hostSide := func() {
+		st, err := Open(s.Root, Options{Jobs: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rb := &report.Builder{}
+		if err := st.Audit(context.Background(), rb); err != nil {
+			b.Fatal(err)
+		}
+		if r := rb.Finish("host", s.Root, "many"); r.Summary.Errors+r.Summary.Warnings > 0 || len(r.Problems) > 0 {
+			b.Fatalf("bench store not clean: %+v", r.Summary)
+		}
+	}
+	only := os.Getenv("BENCH_SIDE") // "host" or "tar": profile one side
+	tarSide()
+	hostSide() // warm the page cache
+	b.SetBytes(tarBytes)
+	var cpuTar, cpuHost time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if only != "host" {
+			c := cpuTime()
+			tarSide()
+			cpuTar += cpuTime() - c
+		}
+		if only != "tar" {
+			c := cpuTime()
+			hostSide()
+			cpuHost += cpuTime() - c
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(cpuTar.Seconds()/float64(b.N), "tar-cpu-s/op")
+	b.ReportMetric(cpuHost.Seconds()/float64(b.N), "host-cpu-s/op")
+	if cpuTar > 0 {
+		b.ReportMetric(float64(cpuHost)/float64(cpuTar), "host/tar")
+	}
 }

@@ -1,6 +1,7 @@
 package diskcheck
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -153,7 +154,12 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 		r, err := tarsplit.Open(ts)
 		if err == nil {
 			tap = newSplitTap(r, obs.Header, produce != nil)
-			st, err = tarsplit.AssembleFrom(ctx, tap, files, pw)
+			// Headers and small files are handed to the pass in large
+			// writes, not one pipe round trip each.
+			bw := bufio.NewWriterSize(pw, 256<<10)
+			if st, err = tarsplit.AssembleFrom(ctx, tap, files, bw); err == nil {
+				err = bw.Flush()
+			}
 		}
 		pw.CloseWithError(err)
 		done <- assembled{st, err}
