@@ -22,14 +22,8 @@ import (
 // 64 MiB of file data in files of 64 KiB to 4 MiB, and some small files.
 func benchSpec() dockertest.StoreSpec {
 	rnd := rand.New(rand.NewSource(42))
-	uid, gid := 0, 0
-	if !dockertest.IsRoot() {
-		uid, gid = os.Getuid(), os.Getgid()
-	}
-	spec := dockertest.StoreSpec{Driver: "overlay2"}
-	var keys []string
+	var layers [][]dockertest.Entry
 	for l := 0; l < 4; l++ {
-		key := fmt.Sprintf("B%d", l)
 		var entries []dockertest.Entry
 		dir := fmt.Sprintf("data%d/", l)
 		entries = append(entries, dockertest.Dir(dir, 0o755))
@@ -44,9 +38,26 @@ func benchSpec() dockertest.StoreSpec {
 		for i := 0; i < 200; i++ {
 			entries = append(entries, dockertest.Reg(fmt.Sprintf("%ssmall%03d", dir, i), "small file\n", 0o644))
 		}
+		layers = append(layers, entries)
+	}
+	return linkedSpec("overlay2", "B", "bench", layers)
+}
+
+// linkedSpec is a store of one image (named NAME:1) of the given layers,
+// base first, keyed PREFIX0, PREFIX1…, every entry owned by the test's user
+// (0:0 as root).
+func linkedSpec(driver, prefix, name string, layers [][]dockertest.Entry) dockertest.StoreSpec {
+	uid, gid := 0, 0
+	if !dockertest.IsRoot() {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	spec := dockertest.StoreSpec{Driver: driver}
+	var keys []string
+	for l, entries := range layers {
 		for i := range entries {
 			entries[i].UID, entries[i].GID = uid, gid
 		}
+		key := fmt.Sprintf("%s%d", prefix, l)
 		parent := ""
 		if l > 0 {
 			parent = keys[l-1]
@@ -54,7 +65,7 @@ func benchSpec() dockertest.StoreSpec {
 		spec.Layers = append(spec.Layers, dockertest.LayerSpec{Key: key, Parent: parent, Entries: entries})
 		keys = append(keys, key)
 	}
-	spec.Images = []dockertest.ImageSpec{{Key: "bench", Refs: []string{"bench:1"}, Layers: keys}}
+	spec.Images = []dockertest.ImageSpec{{Key: name, Refs: []string{name + ":1"}, Layers: keys}}
 	return spec
 }
 
@@ -73,17 +84,7 @@ func BenchmarkAudit(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		st, err := Open(s.Root, Options{Jobs: 2})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rb := &report.Builder{}
-		if err := st.Audit(context.Background(), rb); err != nil {
-			b.Fatal(err)
-		}
-		if r := rb.Finish("host", s.Root, "bench"); r.Summary.Errors+r.Summary.Warnings > 0 || len(r.Problems) > 0 {
-			b.Fatalf("bench store not clean: %+v", r.Summary)
-		}
+		auditClean(b, s.Root)
 	}
 	b.StopTimer()
 	// CPU time says more than wall time on a shared machine.
@@ -107,14 +108,8 @@ func cpuTime() time.Duration {
 // file (opens, lstat, the walk) shows next to the hashing.
 func manyFilesSpec() dockertest.StoreSpec {
 	rnd := rand.New(rand.NewSource(7))
-	uid, gid := 0, 0
-	if !dockertest.IsRoot() {
-		uid, gid = os.Getuid(), os.Getgid()
-	}
-	spec := dockertest.StoreSpec{Driver: "overlay2"}
-	var keys []string
+	var layers [][]dockertest.Entry
 	for l := 0; l < 4; l++ {
-		key := fmt.Sprintf("M%d", l)
 		var entries []dockertest.Entry
 		for i := 0; i < 4000; i++ {
 			dir := fmt.Sprintf("l%d/d%02d/", l, i/100)
@@ -132,18 +127,9 @@ func manyFilesSpec() dockertest.StoreSpec {
 			rnd.Read(data)
 			entries = append(entries, dockertest.Entry{Name: fmt.Sprintf("%sf%04d", dir, i), Type: tar.TypeReg, Data: data, Mode: 0o644})
 		}
-		for i := range entries {
-			entries[i].UID, entries[i].GID = uid, gid
-		}
-		parent := ""
-		if l > 0 {
-			parent = keys[l-1]
-		}
-		spec.Layers = append(spec.Layers, dockertest.LayerSpec{Key: key, Parent: parent, Entries: entries})
-		keys = append(keys, key)
+		layers = append(layers, entries)
 	}
-	spec.Images = []dockertest.ImageSpec{{Key: "many", Refs: []string{"many:1"}, Layers: keys}}
-	return spec
+	return linkedSpec("overlay2", "M", "many", layers)
 }
 
 // BenchmarkHostVsTar measures, in CPU-seconds, the host audit of a store
@@ -178,19 +164,7 @@ func BenchmarkHostVsTar(b *testing.B) {
 		}
 		wg.Wait()
 	}
-	hostSide := func() {
-		st, err := Open(s.Root, Options{Jobs: 2})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rb := &report.Builder{}
-		if err := st.Audit(context.Background(), rb); err != nil {
-			b.Fatal(err)
-		}
-		if r := rb.Finish("host", s.Root, "many"); r.Summary.Errors+r.Summary.Warnings > 0 || len(r.Problems) > 0 {
-			b.Fatalf("bench store not clean: %+v", r.Summary)
-		}
-	}
+	hostSide := func() { auditClean(b, s.Root) }
 	only := os.Getenv("BENCH_SIDE") // "host" or "tar": profile one side
 	tarSide()
 	hostSide() // warm the page cache
@@ -214,5 +188,20 @@ func BenchmarkHostVsTar(b *testing.B) {
 	b.ReportMetric(cpuHost.Seconds()/float64(b.N), "host-cpu-s/op")
 	if cpuTar > 0 {
 		b.ReportMetric(float64(cpuHost)/float64(cpuTar), "host/tar")
+	}
+}
+
+// auditClean audits the bench store at root, 2 jobs, and fails unless it is clean.
+func auditClean(b *testing.B, root string) {
+	st, err := Open(root, Options{Jobs: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rb := &report.Builder{}
+	if err := st.Audit(context.Background(), rb); err != nil {
+		b.Fatal(err)
+	}
+	if r := rb.Finish("host", root, "bench"); r.Summary.Errors+r.Summary.Warnings > 0 || len(r.Problems) > 0 {
+		b.Fatalf("bench store not clean: %+v", r.Summary)
 	}
 }

@@ -32,14 +32,8 @@ func countTarSplitOpens(t *testing.T) func() map[string]int {
 // chainSpec is one image of depth layers: each adds files, rewrites one of
 // its parent's, whites one out and makes a directory opaque.
 func chainSpec(driver string, depth int) dockertest.StoreSpec {
-	uid, gid := 0, 0
-	if !dockertest.IsRoot() {
-		uid, gid = os.Getuid(), os.Getgid()
-	}
-	spec := dockertest.StoreSpec{Driver: driver}
-	var keys []string
+	var layers [][]dockertest.Entry
 	for l := 0; l < depth; l++ {
-		key := fmt.Sprintf("C%d", l)
 		entries := []dockertest.Entry{
 			dockertest.Dir(fmt.Sprintf("l%d/", l), 0o755),
 			dockertest.Reg(fmt.Sprintf("l%d/a", l), fmt.Sprintf("a of %d\n", l), 0o644),
@@ -58,18 +52,9 @@ func chainSpec(driver string, depth int) dockertest.StoreSpec {
 				dockertest.Whiteout(fmt.Sprintf("l%d/sub/.wh..wh..opq", p)),
 			)
 		}
-		for i := range entries {
-			entries[i].UID, entries[i].GID = uid, gid
-		}
-		parent := ""
-		if l > 0 {
-			parent = keys[l-1]
-		}
-		spec.Layers = append(spec.Layers, dockertest.LayerSpec{Key: key, Parent: parent, Entries: entries})
-		keys = append(keys, key)
+		layers = append(layers, entries)
 	}
-	spec.Images = []dockertest.ImageSpec{{Key: "chain", Refs: []string{"chain:1"}, Layers: keys}}
-	return spec
+	return linkedSpec(driver, "C", "chain", layers)
 }
 
 // TestTarSplitReadOnce: an audit decodes each layer's tar-split once. On
