@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -33,6 +34,48 @@ type FileOpener interface {
 // planted in a layer cannot block or disturb the reader.
 type Root struct {
 	root *os.Root
+	mu   sync.Mutex
+	dirs dirCache // directories of recent files, each opened once
+}
+
+// dirCache keeps os.Roots of the directories recently opened from, so a
+// file costs one fstatat and one openat instead of an openat and a close per
+// path component, twice. Tar entries come grouped by directory, so a few
+// slots suffice.
+type dirCache struct {
+	names []string
+	roots []*os.Root
+}
+
+const dirCacheSlots = 8
+
+func (c *dirCache) get(root *os.Root, dir string) (*os.Root, error) {
+	if dir == "." {
+		return root, nil
+	}
+	for i, n := range c.names {
+		if n == dir {
+			return c.roots[i], nil
+		}
+	}
+	r, err := root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.names) == dirCacheSlots {
+		c.roots[0].Close()
+		c.names, c.roots = c.names[1:], c.roots[1:]
+	}
+	c.names = append(c.names, dir)
+	c.roots = append(c.roots, r)
+	return r, nil
+}
+
+func (c *dirCache) close() {
+	for _, r := range c.roots {
+		r.Close()
+	}
+	c.names, c.roots = nil, nil
 }
 
 var _ FileOpener = (*Root)(nil)
@@ -50,7 +93,12 @@ func RootOpener(dir string) (*Root, error) {
 func (r *Root) Name() string { return r.root.Name() }
 
 // Close releases the root directory.
-func (r *Root) Close() error { return r.root.Close() }
+func (r *Root) Close() error {
+	r.mu.Lock()
+	r.dirs.close()
+	r.mu.Unlock()
+	return r.root.Close()
+}
 
 // Open opens name read-only inside the root. Symlinks are followed only while
 // they stay inside the root.
@@ -58,6 +106,9 @@ func (r *Root) Open(name string) (io.ReadCloser, error) {
 	clean, why := cleanName([]byte(name))
 	if why != "" {
 		return nil, &UnsafePathError{Name: name, Position: -1, Reason: why}
+	}
+	if f := r.openDirect(clean); f != nil {
+		return f, nil
 	}
 	fi, err := r.root.Stat(clean)
 	if err != nil {
@@ -80,6 +131,43 @@ func (r *Root) Open(name string) (io.ReadCloser, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	return f, nil
+}
+
+// openDirect is Open's fast path for the common case: a regular file (not a
+// symlink) in a directory reached before. It returns nil for everything
+// else (a symlink to follow, a missing or special file, any error), which
+// the full path then resolves and reports.
+func (r *Root) openDirect(clean string) *sizedFile {
+	dir, base := ".", clean
+	if i := strings.LastIndexByte(clean, '/'); i >= 0 {
+		dir, base = clean[:i], clean[i+1:]
+	}
+	r.mu.Lock()
+	dr, err := r.dirs.get(r.root, dir)
+	r.mu.Unlock()
+	if err != nil {
+		return nil
+	}
+	fi, err := dr.Lstat(base)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := dr.OpenFile(base, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	if fi2, err := f.Stat(); err != nil || !fi2.Mode().IsRegular() || !os.SameFile(fi, fi2) {
+		f.Close()
+		return nil
+	}
+	return &sizedFile{File: f, size: fi.Size()}
+}
+
+// sizedFile is a regular file with its size at opening, so its reader can
+// stop there instead of reading once more for the end of the file.
+type sizedFile struct {
+	*os.File
+	size int64
 }
 
 // classifyRootErr turns os.Root's escape refusal into an UnsafePathError.
@@ -196,11 +284,19 @@ const copyBufSize = 256 << 10
 // The error is non-nil only when the rebuild could not be completed: a malformed
 // tar-split (a [*FormatError]), a failed write to w, or ctx being done.
 func Assemble(ctx context.Context, ts io.Reader, root FileOpener, w io.Writer) (AssembleStats, error) {
-	var st AssembleStats
 	tr, err := Open(ts)
 	if err != nil {
-		return st, err
+		return AssembleStats{}, err
 	}
+	return AssembleFrom(ctx, tr, root, w)
+}
+
+// AssembleFrom is [Assemble] over records already being decoded: a
+// [*Reader], or a source wrapping one (a caller that also needs the records,
+// so the tar-split is decoded once). Records must come in position order,
+// with Typeflag, Duplicate and Unsafe set as [*Reader] sets them.
+func AssembleFrom(ctx context.Context, tr EntrySource, root FileOpener, w io.Writer) (AssembleStats, error) {
+	var st AssembleStats
 	cw := &countWriter{w: w}
 	buf := make([]byte, copyBufSize)
 	crc := crc64.New(crcTable)
@@ -282,7 +378,11 @@ func assembleFile(ctx context.Context, st *AssembleStats, e *Entry, root FileOpe
 	st.FilesOpened++
 	crc.Reset()
 	var n int64
-	for {
+	size := int64(-1) // the size at opening, when known: no read for the end
+	if sf, ok := f.(*sizedFile); ok {
+		size = sf.size
+	}
+	for size != 0 {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("assembling tar stream: %w", err)
 		}
@@ -301,6 +401,9 @@ func assembleFile(ctx context.Context, st *AssembleStats, e *Entry, root FileOpe
 		if rerr != nil {
 			st.problem(&FileError{Name: name, Position: e.Position, Op: "read", Err: rerr})
 			return nil
+		}
+		if size > 0 && n >= size {
+			break
 		}
 	}
 	got := crc.Sum(nil)

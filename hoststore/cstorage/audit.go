@@ -214,6 +214,11 @@ func (a *audit) runContent(ctx context.Context) error {
 		}
 	}
 	sort.SliceStable(todo, func(i, j int) bool { return size(todo[i]) > size(todo[j]) })
+	if a.s.driver != "overlay" {
+		// Full-rootfs drivers: parents first, so each layer's tar-split is
+		// decoded once, by its own rebuild, before the layers above replay it.
+		sort.SliceStable(todo, func(i, j int) bool { return len(chainOf(todo[i])) < len(chainOf(todo[j])) })
+	}
 	return diskcheck.Parallel(ctx, a.s.opts.Jobs, todo, a.checkContent)
 }
 

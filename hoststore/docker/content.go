@@ -28,8 +28,19 @@ func (a *audit) runContent(ctx context.Context) error {
 			todo = append(todo, l)
 		}
 	}
-	// Largest first, so the long ones do not start last.
+	// Largest first, so the long ones do not start last. Full-rootfs
+	// drivers: parents first, so each layer's tar-split is decoded once,
+	// by its own rebuild, before the layers above replay it.
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].size > todo[j].size })
+	if a.drv.fullRoot {
+		depth := map[*layerRec]int{}
+		for _, l := range todo {
+			for p := l.parent; p != nil && depth[l] <= maxLayerDepth; p = p.parent {
+				depth[l]++
+			}
+		}
+		sort.SliceStable(todo, func(i, j int) bool { return depth[todo[i]] < depth[todo[j]] })
+	}
 	return diskcheck.Parallel(ctx, a.s.opts.Jobs, todo, a.checkContent)
 }
 
@@ -120,8 +131,17 @@ func (a *audit) checkContent(ctx context.Context, l *layerRec) error {
 
 // tarSplitOpener opens a layer's tar-split.json.gz (a regular file).
 func (a *audit) tarSplitOpener(l *layerRec) diskcheck.Opener {
-	return func() (io.ReadCloser, error) { return a.openRegular(l.rel + "/tar-split.json.gz") }
+	return func() (io.ReadCloser, error) {
+		if tarSplitOpened != nil {
+			tarSplitOpened(l.rel)
+		}
+		return a.openRegular(l.rel + "/tar-split.json.gz")
+	}
 }
+
+// tarSplitOpened, set by tests, is called with the layerdb directory of
+// every tar-split an audit opens.
+var tarSplitOpened func(rel string)
 
 // checkSize checks the size file against the driver's rule.
 func (a *audit) checkSize(l *layerRec, r *diskcheck.Result) {

@@ -1,7 +1,7 @@
 package diskcheck
 
 import (
-	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -137,20 +137,51 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 
 	obs := newDiskObserver(env, l, meta, l.RootRel)
 	defer func() { obs.close() }()
+	// A full-rootfs layer's replay operations come from this same decode of
+	// its tar-split, for its own walk and those of the layers above it.
+	var produce func(any, int, error, bool)
+	if env.Layout.FullRoot {
+		produce, _ = env.chains().claim(deltaKey(l.Digest))
+	}
 	pr, pw := io.Pipe()
 	done := make(chan assembled, 1)
+	var tap *splitTap
 	go func() {
-		st, err := tarsplit.Assemble(ctx, ts, files, pw)
+		// The disk observer gets the headers tar-split recorded, read in
+		// step with the rebuild from its segments: a file of the wrong
+		// length, which shifts the rebuilt stream, cannot shift them.
+		var st tarsplit.AssembleStats
+		r, err := tarsplit.Open(ts)
+		if err == nil {
+			tap = newSplitTap(r, obs.Header, produce != nil)
+			// Headers and small files are handed to the pass in large
+			// writes, not one pipe round trip each.
+			bw := bufio.NewWriterSize(pw, 256<<10)
+			if st, err = tarsplit.AssembleFrom(ctx, tap, files, bw); err == nil {
+				err = bw.Flush()
+			}
+		}
 		pw.CloseWithError(err)
 		done <- assembled{st, err}
 	}()
-	observers := []verify.Observer{obs}
+	var observers []verify.Observer
 	if l.Analyzer != nil {
 		observers = append(observers, l.Analyzer)
 	}
 	res, perr := verify.Pass(ctx, pr, verify.PassOptions{Observers: observers, MaxTarSize: l.MaxTarSize})
 	pr.CloseWithError(errors.New("layer pass ended"))
 	as := <-done
+	var tsErr *tarsplit.FormatError
+	if produce != nil {
+		switch {
+		case as.err == nil && tap.eof:
+			produce(tap.ops, len(tap.ops), nil, true)
+		case errors.As(as.err, &tsErr):
+			produce(nil, 0, as.err, true)
+		default: // cancelled, or the rebuild stopped early: decoded on demand
+			produce(nil, 0, as.err, false)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}
@@ -163,7 +194,6 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 		env.problem(subj(""), "reading the rebuilt stream: %v", perr)
 	}
 
-	var tsErr *tarsplit.FormatError
 	switch {
 	case errors.As(as.err, &tsErr):
 		add(finding(env.Checks.TarSplit, tsSubj, "the tar-split is corrupt or truncated; %s cannot save or push this layer: %v", env.product(), tsErr))
@@ -198,19 +228,10 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 		commit()
 		return out, nil
 	}
-	if out.Misaligned || (res.TarErr != nil && res.Entries < as.st.Files) {
-		// A file of the wrong length shifts every header after it in the
-		// rebuilt stream: compare the disk with the tar-split's own headers.
-		obs.close()
-		obs = newDiskObserver(env, l, meta, l.RootRel)
-		if err := skeletonWalk(ctx, l.TarSplit, obs); err != nil {
-			if ctx.Err() != nil {
-				return out, ctx.Err()
-			}
-			env.problem(tsSubj, "reading headers from tar-split: %v", err)
-			commit()
-			return out, nil
-		}
+	if tap.hdrErr != nil {
+		env.problem(tsSubj, "reading headers from tar-split: %v", tap.hdrErr)
+		commit()
+		return out, nil
 	}
 	defer commit()
 	var tree *pathTree
@@ -220,13 +241,14 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 		if l.Chain == nil {
 			return out, ctx.Err()
 		}
-		tree, whited, self, err = replay(ctx, l.Chain)
+		tree, whited, self, err = env.chains().replay(ctx, l.Chain)
 		if err != nil {
 			if ctx.Err() == nil {
 				env.problem(subj(""), "not walking the layer directory for extra entries: %v", err)
 			}
 			return out, ctx.Err()
 		}
+		obs.self = self
 	} else {
 		tree = obs.tree
 	}
@@ -344,87 +366,6 @@ func (o *lowerOpener) close() {
 	}
 }
 
-// Headers calls fn with every tar header recorded in a tar-split, read
-// from its own segments (zeros stand for file data, which is never read).
-func Headers(ctx context.Context, open Opener, fn func(*tar.Header)) error {
-	f, err := open()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := tarsplit.Open(f)
-	if err != nil {
-		return err
-	}
-	tr := tar.NewReader(&skeleton{ctx: ctx, r: r})
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fn(h)
-	}
-}
-
-// skeletonWalk feeds the observer the headers recorded in tar-split itself:
-// its segments with zeros in place of each file's data, so every header is
-// where the original archive had it whatever the files on disk hold.
-func skeletonWalk(ctx context.Context, open Opener, obs *diskObserver) error {
-	return Headers(ctx, open, obs.Header)
-}
-
-// skeleton is an io.Reader over a tar-split's segments, with zero bytes
-// standing for file data.
-type skeleton struct {
-	ctx   context.Context
-	r     *tarsplit.Reader
-	buf   []byte
-	zeros int64
-	err   error
-}
-
-var zeroBlock = make([]byte, 32<<10)
-
-func (s *skeleton) Read(p []byte) (int, error) {
-	for len(s.buf) == 0 && s.zeros == 0 {
-		if s.err != nil {
-			return 0, s.err
-		}
-		if err := s.ctx.Err(); err != nil {
-			return 0, err
-		}
-		e, err := s.r.Next()
-		if err != nil {
-			s.err = err
-			continue
-		}
-		switch {
-		case e.Type == tarsplit.SegmentEntry:
-			s.buf = e.Payload
-		case e.Size > 0 && !headerOnly(e.Typeflag, e.Name):
-			s.zeros = e.Size
-		}
-	}
-	if len(s.buf) > 0 {
-		n := copy(p, s.buf)
-		s.buf = s.buf[n:]
-		return n, nil
-	}
-	n := int64(len(p))
-	if n > s.zeros {
-		n = s.zeros
-	}
-	if n > int64(len(zeroBlock)) {
-		n = int64(len(zeroBlock))
-	}
-	copy(p, zeroBlock[:n])
-	s.zeros -= n
-	return int(n), nil
-}
-
 // headerOnly mirrors tar-split: the tar reader reads no data for these types,
 // whatever their Size field says.
 func headerOnly(flag byte, name []byte) bool {
@@ -435,125 +376,6 @@ func headerOnly(flag byte, name []byte) bool {
 		return bytes.HasSuffix(name, []byte("/"))
 	}
 	return false
-}
-
-// maxChain bounds a replayed chain.
-const maxChain = 500
-
-// replay builds the tree a full-rootfs layer directory should hold: the
-// entries of every tar of the chain, base first, with whiteouts and opaque
-// directories applied as go-archive's UnpackLayer applies them (FORMATS 2.4,
-// 2.5). It returns the paths the layer itself whites out and its index.
-func replay(ctx context.Context, chain []ChainLayer) (*pathTree, map[string]bool, int, error) {
-	if len(chain) > maxChain {
-		return nil, nil, 0, errors.New("layer chain too deep")
-	}
-	tree := newPathTree()
-	whited := map[string]bool{}
-	self := len(chain) - 1
-	for i, c := range chain {
-		if c.TarSplit == nil {
-			return nil, nil, 0, fmt.Errorf("layer %s below has no usable tar-split", report.Short(c.Digest))
-		}
-		if err := replayOne(ctx, c.TarSplit, i, tree, whited, i == self); err != nil {
-			return nil, nil, 0, fmt.Errorf("replaying layer %s: %w", report.Short(c.Digest), err)
-		}
-	}
-	for i, c := range chain[:self] {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, 0, err
-		}
-		lowerHeaders(ctx, c.TarSplit, i, tree)
-	}
-	return tree, whited, self, nil
-}
-
-// lowerHeaders records on each path of tree that lower layer idx wrote last
-// that layer's tar header, so the walk compares the inherited copy in the
-// child's directory with it (FORMATS 2.5: the directory of a full-rootfs
-// layer is a copy of its parent's with the layer applied). A tar-split that
-// does not parse as a tar (a sparse file, noted where that layer is
-// audited) leaves its remaining paths uncompared.
-func lowerHeaders(ctx context.Context, open Opener, idx int, tree *pathTree) {
-	_ = Headers(ctx, open, func(h *tar.Header) {
-		clean, ok := CleanEntry(h.Name)
-		if !ok || clean == "." || isPlnk(clean) {
-			return
-		}
-		if _, base := SplitDirBase(clean); strings.HasPrefix(base, WhPrefix) {
-			return
-		}
-		if n := tree.lookup(clean); n != nil && n.explicit && n.layer == idx {
-			n.lower = lowerHeader(h)
-		}
-	})
-}
-
-// lowerHeader keeps the fields of h the inherited-entry comparison reads.
-func lowerHeader(h *tar.Header) *tar.Header {
-	return &tar.Header{Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
-		Uid: h.Uid, Gid: h.Gid, Devmajor: h.Devmajor, Devminor: h.Devminor}
-}
-
-func replayOne(ctx context.Context, open Opener, idx int, tree *pathTree, whited map[string]bool, self bool) error {
-	f, err := open()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := tarsplit.Open(f)
-	if err != nil {
-		return err
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e, err := r.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if e.Type != tarsplit.FileEntry || e.Unsafe {
-			continue
-		}
-		clean, ok := CleanEntry(string(e.Name))
-		if !ok || clean == "." || isPlnk(clean) {
-			continue
-		}
-		dir, base := SplitDirBase(clean)
-		if base == WhOpaque {
-			if n := tree.lookup(dir); n != nil {
-				for k, c := range n.kids {
-					if c.layer != idx {
-						delete(n.kids, k)
-					}
-				}
-			}
-			continue
-		}
-		if name, ok := strings.CutPrefix(base, WhPrefix); ok {
-			target := joinClean(dir, name)
-			tree.remove(target)
-			if self {
-				whited[target] = true
-			}
-			continue
-		}
-		kind := e.Typeflag
-		if kind == 0 && bytes.HasSuffix(e.Name, []byte("/")) {
-			kind = tar.TypeDir
-		}
-		if n := tree.lookup(clean); n != nil && n.isDirKind() && kind != tar.TypeDir {
-			n.kids = nil // a non-directory replaces a directory and all below it
-		}
-		tree.add(clean, kind, idx)
-		if self {
-			delete(whited, clean)
-		}
-	}
 }
 
 func joinClean(dir, name string) string {

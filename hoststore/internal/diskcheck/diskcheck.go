@@ -56,6 +56,9 @@ type RootCache struct {
 	Root  *os.Root
 	names []string
 	roots []*os.Root
+	files []*os.File // each directory opened, for its descriptor (xattrs); nil until needed
+	// rootFile is Root opened as a directory (xattrs of its entries).
+	rootFile *os.File
 }
 
 const rootCacheSlots = 8
@@ -76,11 +79,60 @@ func (c *RootCache) Get(dir string) (*os.Root, error) {
 	}
 	if len(c.names) == rootCacheSlots {
 		c.roots[0].Close()
-		c.names, c.roots = c.names[1:], c.roots[1:]
+		if c.files[0] != nil {
+			c.files[0].Close()
+		}
+		c.names, c.roots, c.files = c.names[1:], c.roots[1:], c.files[1:]
 	}
 	c.names = append(c.names, dir)
 	c.roots = append(c.roots, r)
+	c.files = append(c.files, nil)
 	return r, nil
+}
+
+// dirFile returns the open directory dir ("." is Root's).
+func (c *RootCache) dirFile(dir string) (*os.File, error) {
+	if dir == "." || dir == "" {
+		if c.rootFile == nil {
+			f, err := c.Root.Open(".")
+			if err != nil {
+				return nil, err
+			}
+			c.rootFile = f
+		}
+		return c.rootFile, nil
+	}
+	r, err := c.Get(dir)
+	if err != nil {
+		return nil, err
+	}
+	i := len(c.names) - 1
+	for c.names[i] != dir {
+		i--
+	}
+	if c.files[i] == nil {
+		f, err := r.Open(".")
+		if err != nil {
+			return nil, err
+		}
+		c.files[i] = f
+	}
+	return c.files[i], nil
+}
+
+// Xattrs lists the extended attributes of the cleaned path clean (the
+// root itself for "."), without opening it or following a symlink in its
+// place: one system call through the directory's descriptor.
+func (c *RootCache) Xattrs(clean string) (map[string]string, error) {
+	dir, base := ".", "."
+	if clean != "." && clean != "" {
+		dir, base = SplitDirBase(clean)
+	}
+	f, err := c.dirFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	return xattrsAt(f, base, clean)
 }
 
 // Lookup returns the directory root of a cleaned path and its base name.
@@ -92,10 +144,16 @@ func (c *RootCache) Lookup(clean string) (*os.Root, string, error) {
 
 // Close closes the cached roots (not Root).
 func (c *RootCache) Close() {
-	for _, r := range c.roots {
+	for i, r := range c.roots {
 		r.Close()
+		if c.files[i] != nil {
+			c.files[i].Close()
+		}
 	}
-	c.names, c.roots = nil, nil
+	if c.rootFile != nil {
+		c.rootFile.Close()
+	}
+	c.names, c.roots, c.files, c.rootFile = nil, nil, nil, nil
 }
 
 // Escapes reports whether an os.Root error refused a path leading out of the

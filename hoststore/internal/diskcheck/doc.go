@@ -14,6 +14,15 @@
 // full-rootfs layouts (vfs, btrfs, zfs). FORMATS.md sections 2.3-2.5 are the
 // reference.
 //
+// Each layer's tar-split is decoded once per audit: the headers the disk
+// observer compares are read in step with the rebuild from tar-split's own
+// segments (so a file of the wrong length cannot shift them), and the same
+// decode records a full-rootfs layer's replay operations. A layer's merged
+// tree is its parent's with its operations applied, built once and shared by
+// the audit's layers (the Env's memo, bounded: past the bound a dropped tree
+// is rebuilt and its tar-splits decoded again). Backends check full-rootfs
+// layers parents first so a layer's own rebuild is the decode its children use.
+//
 // The pieces containerd's snapshot check shares are exported on their own
 // (diskcheck.go): lstat fields, xattrs read without opening the file, tar
 // type and mode names, path cleaning, and overlayfs's whiteout and opaque

@@ -62,6 +62,8 @@ type Env struct {
 	DriverDir string
 
 	unprivOnce sync.Once
+	memoOnce   sync.Once
+	memo       *chainMemo
 }
 
 func (e *Env) maxPer() int {

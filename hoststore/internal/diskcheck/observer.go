@@ -33,10 +33,14 @@ type diskObserver struct {
 	sumSize int64           // Σ header sizes, the naive drivers' size rule
 	entries int
 	inodes  map[uint64]*attrs // deferred attributes of files with several links
+	// self is the layer's index in its chain (full-rootfs drivers): entries
+	// of the tree other layers wrote are compared as inherited copies.
+	self int
+	seen map[*tnode]bool // tree nodes found on disk by the walk
 }
 
 func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}}
+	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}, self: -1}
 	if env.Layout.Overlay {
 		o.tree = newPathTree()
 	}
@@ -298,11 +302,7 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 	if !o.env.XattrOK {
 		return
 	}
-	r, base, err := o.lookup(a.clean)
-	var got map[string]string
-	if err == nil {
-		got, err = Xattrs(r, base)
-	}
+	got, err := o.dirs.Xattrs(a.clean)
 	if err != nil {
 		o.env.problem(o.subject(a.name), "%v", err)
 		return
@@ -329,8 +329,8 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 }
 
 // hasOpaque reports whether a directory carries overlayfs's opaque marker.
-func (o *diskObserver) hasOpaque(r *os.Root, name string) (bool, error) {
-	x, err := Xattrs(r, name)
+func (o *diskObserver) hasOpaque(clean string) (bool, error) {
+	x, err := o.dirs.Xattrs(clean)
 	if err != nil {
 		return false, err
 	}
@@ -342,14 +342,7 @@ func (o *diskObserver) checkOpaque(dir string, h *tar.Header) {
 	if !o.env.XattrOK {
 		return
 	}
-	r, base, err := o.lookup(dir)
-	if dir == "." {
-		r, base, err = o.root, ".", nil
-	}
-	var ok bool
-	if err == nil {
-		ok, err = o.hasOpaque(r, base)
-	}
+	ok, err := o.hasOpaque(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		o.add(finding(o.env.Checks.Whiteout, o.subject(h.Name), "the opaque directory %q is not in the layer directory", dir))
@@ -404,73 +397,115 @@ type walkResult struct {
 // are not walked.
 func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 	var res walkResult
-	var rootDev uint64
-	inodes := map[uint64]bool{}
-	err := fs.WalkDir(o.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == "." {
-				return err
-			}
-			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking (live host)
-			}
-			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "lstat: %v", err)
-			return nil
-		}
-		st, _ := StatOf(fi)
-		if p == "." {
-			rootDev = st.Dev
-			if o.env.Layout.OverlayWhiteouts {
-				o.walkOpaque(".", ".")
-			}
-			return nil
-		}
-		if st.Dev != rootDev {
-			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "another filesystem is mounted here; not walked")
-			if fi.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !fi.IsDir() && fi.Size() > 0 {
-			if st.Nlink <= 1 || !inodes[st.Ino] {
-				res.dirSize += fi.Size()
-				if st.Nlink > 1 {
-					inodes[st.Ino] = true
-				}
-			}
-		}
-		n := tree.lookup(p)
-		if n == nil {
-			o.extra(p, fi, st, whited[p])
-			if fi.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		n.seen = true
-		if n.lower != nil {
-			o.compareInherited(tree, p, n, fi, st)
-		}
-		if !n.explicit && !fi.IsDir() {
-			o.add(with(finding(o.env.Checks.Lstat, o.subject(p), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
-		}
-		if fi.IsDir() && o.env.Layout.OverlayWhiteouts {
-			o.walkOpaque(p, p)
-		}
-		return nil
-	})
+	o.seen = map[*tnode]bool{}
+	fi, err := o.root.Lstat(".")
 	if err != nil {
 		o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel}, "walking the layer directory: %v", err)
 		return res
 	}
-	res.done = true
+	st, _ := StatOf(fi)
+	w := &walker{o: o, tree: tree, whited: whited, rootDev: st.Dev, inodes: map[uint64]bool{}}
+	if o.env.Layout.OverlayWhiteouts {
+		o.walkOpaque(".", ".", nil, "")
+	}
+	if err := w.dir(o.root, ".", &tree.root); err != nil {
+		o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel}, "walking the layer directory: %v", err)
+		return res
+	}
+	res.dirSize, res.done = w.dirSize, true
 	return res
+}
+
+// walker walks a layer directory depth first, in name order, each directory
+// opened once: its entries are lstat'ed through it (one fstatat each) and
+// the tree followed from the directory's node, so no path is resolved from
+// the root again.
+type walker struct {
+	o       *diskObserver
+	tree    *pathTree
+	whited  map[string]bool
+	rootDev uint64
+	inodes  map[uint64]bool
+	dirSize int64
+}
+
+// dir walks the directory dr (path p, tree node node). It returns an error
+// only when the layer root itself cannot be listed.
+func (w *walker) dir(dr *os.Root, p string, node *tnode) error {
+	o := w.o
+	f, err := dr.Open(".")
+	var names []string
+	if err == nil {
+		defer f.Close()
+		names, err = f.Readdirnames(-1)
+	}
+	if err != nil {
+		if p == "." {
+			return err
+		}
+		o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: p}, "walking the layer directory: %v", err)
+		if f == nil {
+			return nil
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cp := name
+		if p != "." {
+			cp = p + "/" + name
+		}
+		fi, err := dr.Lstat(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // else removed while walking (live host)
+				o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "lstat: %v", err)
+			}
+			continue
+		}
+		st, _ := StatOf(fi)
+		if st.Dev != w.rootDev {
+			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "another filesystem is mounted here; not walked")
+			continue
+		}
+		if !fi.IsDir() && fi.Size() > 0 {
+			if st.Nlink <= 1 || !w.inodes[st.Ino] {
+				w.dirSize += fi.Size()
+				if st.Nlink > 1 {
+					w.inodes[st.Ino] = true
+				}
+			}
+		}
+		n := node.kids[name]
+		if n == nil {
+			o.extra(cp, fi, st, w.whited[cp])
+			continue
+		}
+		o.seen[n] = true
+		if n.hdr != nil && n.layer != o.self {
+			o.compareInherited(w.tree, cp, n, fi, st)
+		}
+		if !n.explicit && !fi.IsDir() {
+			o.add(with(finding(o.env.Checks.Lstat, o.subject(cp), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
+		}
+		if !fi.IsDir() {
+			continue
+		}
+		if o.env.Layout.OverlayWhiteouts {
+			o.walkOpaque(cp, cp, f, name)
+		}
+		sub, err := dr.OpenRoot(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "walking the layer directory: %v", err)
+			}
+			continue
+		}
+		err = w.dir(sub, cp, n)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compareInherited compares an entry a full-rootfs layer directory inherited
@@ -483,7 +518,7 @@ func (o *diskObserver) walk(tree *pathTree, whited map[string]bool) walkResult {
 // copy (it keeps only security.capability), and the mode and owner of files
 // with several links, which a later hardlink header may have set.
 func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi fs.FileInfo, st Stat) {
-	h := n.lower
+	h := n.hdr
 	from := n.layer + 1
 	if h.Typeflag == tar.TypeLink {
 		target, ok := CleanEntry(h.Linkname)
@@ -557,12 +592,22 @@ func (o *diskObserver) extra(p string, fi fs.FileInfo, st Stat, whitedOut bool) 
 	}
 }
 
-// walkOpaque reports an opaque marker on a directory the tar does not mark opaque.
-func (o *diskObserver) walkOpaque(dir, entry string) {
+// walkOpaque reports an opaque marker on a directory the tar does not mark
+// opaque; parent, when set, is the open directory holding it as name.
+func (o *diskObserver) walkOpaque(dir, entry string, parent *os.File, name string) {
 	if !o.env.XattrOK || o.opaque[dir] {
 		return
 	}
-	ok, err := o.hasOpaque(o.root, dir)
+	var ok bool
+	var err error
+	if parent != nil {
+		var x map[string]string
+		if x, err = xattrsAt(parent, name, dir); err == nil {
+			ok = x["trusted.overlay.opaque"] == "y" || x["user.overlay.opaque"] == "y"
+		}
+	} else {
+		ok, err = o.hasOpaque(dir)
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			o.env.problem(o.subject(entry), "%v", err)
@@ -577,7 +622,7 @@ func (o *diskObserver) walkOpaque(dir, entry string) {
 // reportUnseen reports entries of lower layers missing from a full-rootfs
 // layer directory; this layer's own entries were compared one by one.
 func (o *diskObserver) reportUnseen(tree *pathTree, self int) {
-	tree.unseen(func(p string, n *tnode) {
+	tree.unseen(o.seen, func(p string, n *tnode) {
 		if n.layer == self {
 			return
 		}

@@ -19,10 +19,10 @@ type tnode struct {
 	kind     byte // tar type flag of the entry, kindImplicit or kindWhiteout
 	explicit bool // the tar has an entry for this path
 	layer    int  // index in the chain of the layer that last wrote it
-	seen     bool // found on disk by the walk
-	// lower is the header of the lower layer that last wrote the path
-	// (full-rootfs drivers: the child directory holds a copy of it).
-	lower *tar.Header
+	// hdr is the header of the entry that last wrote the path (full-rootfs
+	// drivers: the directory of a layer above holds a copy of it); nil for
+	// overlay trees and for headers that did not parse.
+	hdr *tar.Header
 }
 
 // pathTree holds the entries a layer directory should have: for overlay
@@ -101,9 +101,41 @@ func (t *pathTree) remove(p string) {
 // isDirKind reports whether a node stands for a directory.
 func (n *tnode) isDirKind() bool { return n.kind == '5' || n.kind == kindImplicit }
 
-// unseen calls fn for each node not found on disk whose parent was, in
-// path order; below an unseen node nothing more is reported.
-func (t *pathTree) unseen(fn func(p string, n *tnode)) {
+// clone returns a deep copy of the tree (headers shared: they are never
+// changed).
+func (t *pathTree) clone() *pathTree {
+	c := &pathTree{count: t.count}
+	c.root = *cloneNode(&t.root)
+	return c
+}
+
+func cloneNode(n *tnode) *tnode {
+	c := &tnode{kind: n.kind, explicit: n.explicit, layer: n.layer, hdr: n.hdr}
+	if n.kids != nil {
+		c.kids = make(map[string]*tnode, len(n.kids))
+		for k, v := range n.kids {
+			c.kids[k] = cloneNode(v)
+		}
+	}
+	return c
+}
+
+// size is the number of nodes.
+func (t *pathTree) size() int {
+	var count func(n *tnode) int
+	count = func(n *tnode) int {
+		s := 1
+		for _, c := range n.kids {
+			s += count(c)
+		}
+		return s
+	}
+	return count(&t.root)
+}
+
+// unseen calls fn for each node not in seen (found on disk) whose parent
+// was, in path order; below an unseen node nothing more is reported.
+func (t *pathTree) unseen(seen map[*tnode]bool, fn func(p string, n *tnode)) {
 	var walk func(prefix string, n *tnode)
 	walk = func(prefix string, n *tnode) {
 		names := make([]string, 0, len(n.kids))
@@ -117,7 +149,7 @@ func (t *pathTree) unseen(fn func(p string, n *tnode)) {
 			if prefix != "" {
 				p = prefix + "/" + k
 			}
-			if !c.seen {
+			if !seen[c] {
 				fn(p, c)
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -35,11 +36,27 @@ func Xattrs(root *os.Root, name string) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	p := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	return xattrsOf(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), name, unix.Listxattr, unix.Getxattr)
+}
+
+// xattrsAt lists the extended attributes of base (one path component, or
+// "." for the directory itself) in the open directory dir, without opening
+// it: the path through /proc/self/fd names it, and the l* calls do not
+// follow a symlink in its place.
+func xattrsAt(dir *os.File, base, name string) (map[string]string, error) {
+	p := "/proc/self/fd/" + strconv.Itoa(int(dir.Fd()))
+	if base != "." {
+		p += "/" + base
+	}
+	return xattrsOf(p, name, unix.Llistxattr, unix.Lgetxattr)
+}
+
+func xattrsOf(p, name string, list func(string, []byte) (int, error), get func(string, string, []byte) (int, error)) (map[string]string, error) {
 	buf := make([]byte, 4096)
 	var n int
+	var err error
 	for {
-		n, err = unix.Listxattr(p, buf)
+		n, err = list(p, buf)
 		if errors.Is(err, unix.ERANGE) && len(buf) < 1<<20 {
 			buf = make([]byte, len(buf)*4)
 			continue
@@ -59,7 +76,7 @@ func Xattrs(root *os.Root, name string) (map[string]string, error) {
 			continue
 		}
 		for {
-			m, err := unix.Getxattr(p, k, val)
+			m, err := get(p, k, val)
 			if errors.Is(err, unix.ERANGE) && len(val) < 1<<20 {
 				val = make([]byte, len(val)*4)
 				continue

@@ -17,6 +17,10 @@ func Xattrs(*os.Root, string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
 
+func xattrsAt(*os.File, string, string) (map[string]string, error) {
+	return nil, errors.New("xattrs: unsupported on this system")
+}
+
 func ProcUsable() bool { return false }
 
 // SeesTrustedXattrs: without capabilities to ask about, root is taken to see them.
