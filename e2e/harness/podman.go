@@ -75,6 +75,7 @@ func (e *Env) NewPodman(name, driver string) (*Podman, error) {
 	conf := filepath.Join(dir, "conf")
 	files := map[string]string{
 		"policy.json":     `{"default":[{"type":"insecureAcceptAnything"}]}` + "\n",
+		"auth.json":       `{"auths":{}}` + "\n", // podman pull refuses a REGISTRY_AUTH_FILE that does not exist
 		"registries.conf": "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n",
 		// storage.conf names the same roots as the flags: podman 4.3 refuses
 		// to start ("runroot must be set") when the file it reads has none.
