@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -68,6 +70,44 @@ func (ps *podmanStore) loaded(t *testing.T, name string) harness.PodmanImage {
 	}
 	t.Fatalf("podman %s has no image %s (%s)", ps.p.Driver, id, name)
 	return harness.PodmanImage{}
+}
+
+// podmanPullKinds are the pulls of a podman store (podmanStore.pulled).
+var podmanPullKinds = []string{"gzip", "zstd", "docker", "fresh"}
+
+// writeUniqueSave writes a docker save of a two-layer image whose layers no
+// other push of the suite has: a file saying text, and a second one.
+func writeUniqueSave(path, tag, text string) error {
+	layer := func(name, body string) ([]byte, error) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), tw.Close()
+	}
+	l0, err := layer("unique.txt", text+"\n")
+	if err != nil {
+		return err
+	}
+	l1, err := layer("etc/second.txt", "second layer of "+text+"\n")
+	if err != nil {
+		return err
+	}
+	var save bytes.Buffer
+	img := harness.SaveImage{
+		RepoTags: []string{tag},
+		Layers:   [][]byte{l0, l1},
+		History:  []harness.HistoryStep{{CreatedBy: "layercheck e2e: unique file"}, {CreatedBy: "layercheck e2e: second file"}},
+		Cmd:      []string{"/bin/sh"},
+	}
+	if err := harness.WriteDockerSave(&save, []harness.SaveImage{img}); err != nil {
+		return err
+	}
+	return os.WriteFile(path, save.Bytes(), 0o644)
 }
 
 var (
@@ -145,29 +185,46 @@ func makePodmanStore(s *Suite, drv string) (*podmanStore, error) {
 	ps := &podmanStore{p: p, set: dockerSetFor(s, drv), pulled: map[string]string{}}
 	pol := "--signature-policy=" + p.Policy
 
-	// Every image of the dockerd set, from one multi-image docker save.
-	if _, err := p.CLI(ctx, "load", pol, "--input", ps.set.SaveAll); err != nil {
-		return ps, fmt.Errorf("podman load: %w", err)
+	// Images of the dockerd set, from their docker saves; multistage is
+	// left out so that its pull below makes a new image.
+	for _, name := range []string{"busybox", "rootfs", "layers", "crafted", "commit"} {
+		if _, err := p.CLI(ctx, "load", pol, "--input", ps.set.Image(name).Save); err != nil {
+			return ps, fmt.Errorf("podman load of %s: %w", name, err)
+		}
 	}
-	// skopeo pushes the layers image with gzip (Docker schema 2) and zstd
-	// (OCI) layers; podman pulls both, and the image dockerd pushed.
+	// Pulls from the loopback registry:
+	//   - gzip: skopeo pushes an image of its own with gzip layers (Docker
+	//     schema 2). Its layers are new to the registry: skopeo 1.9 reuses a
+	//     blob the registry already holds in another compression (its blob
+	//     info cache knows the suite's zstd push of the layers image) and
+	//     then writes an OCI manifest with zstd layers, whatever
+	//     --dest-compress-format says.
+	//   - zstd: skopeo pushes the layers image with zstd layers (OCI).
+	//   - docker: dockerd's push of crafted, which podman loaded above:
+	//     the image keeps both manifests.
+	//   - fresh: dockerd's push of multistage, not loaded.
+	gz := filepath.Join(p.Dir, "tmp", "gzip-save.tar")
+	if err := writeUniqueSave(gz, "lc/podman-gzip:1", "podman "+drv); err != nil {
+		return ps, err
+	}
 	pushes := []struct {
-		kind, repo string
-		extra      []string
+		kind, repo, save string
+		extra            []string
 	}{
-		{"gzip", "layers-gzip", nil},
-		{"zstd", "layers-zstd", []string{"--dest-compress-format", "zstd", "--format", "oci"}},
+		{"gzip", "gzip", gz, []string{"--dest-compress-format", "gzip"}},
+		{"zstd", "layers-zstd", ps.set.Image("layers").Save, []string{"--dest-compress-format", "zstd", "--format", "oci"}},
 	}
 	for _, push := range pushes {
 		remote := s.Registry.Ref("podman-" + drv + "/" + push.repo + ":1")
 		args := append([]string{"--dest-tls-verify=false"}, push.extra...)
-		if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+ps.set.Image("layers").Save, "docker://"+remote, args...); err != nil {
+		if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+push.save, "docker://"+remote, args...); err != nil {
 			return ps, fmt.Errorf("skopeo push (%s): %w", push.kind, err)
 		}
 		ps.pulled[push.kind] = remote
 	}
-	ps.pulled["docker"] = ps.set.Image("multistage").Remote
-	for _, kind := range []string{"gzip", "zstd", "docker"} {
+	ps.pulled["docker"] = ps.set.Image("crafted").Remote
+	ps.pulled["fresh"] = ps.set.Image("multistage").Remote
+	for _, kind := range podmanPullKinds {
 		if _, err := p.CLI(ctx, "pull", pol, "--tls-verify=false", "--quiet", ps.pulled[kind]); err != nil {
 			return ps, fmt.Errorf("podman pull (%s): %w", kind, err)
 		}
@@ -316,6 +373,13 @@ func TestPodmanLive(t *testing.T) {
 				t.Errorf("the report has %d images, podman %d", len(run.Report.Images), len(ps.images))
 			}
 
+			// The pulls are what they claim to be.
+			for kind, want := range map[string]string{"gzip": "application/vnd.docker.distribution.manifest.v2+json", "zstd": "application/vnd.oci.image.manifest.v1+json"} {
+				if got := ps.image(t, ps.pulled[kind]).ManifestType; got != want {
+					t.Errorf("the %s pull is a %s, want %s", kind, got, want)
+				}
+			}
+
 			// One image by name.
 			img := ps.image(t, ps.pulled["zstd"])
 			one := layercheck(t, s, "host", "--root", root, "-o", "json", ps.pulled["zstd"])
@@ -339,15 +403,16 @@ func checkPodmanImages(t *testing.T, r *report.Report, imgs []harness.PodmanImag
 			continue
 		}
 		// The report names the manifest containers-storage keeps as the
-		// image's instance ("manifest" item: what podman push and save
-		// send), podman's Digest the one it last stored (images.json
-		// "digest"). They differ only for an image stored twice (loaded,
-		// then pulled): both must be among podman's RepoDigests.
+		// image's instance (the "manifest" item, which containers/image
+		// rewrites on every pull: what podman push and save send), podman's
+		// Digest the image's digest (images.json "digest", set when the
+		// image was first stored). They differ for an image stored twice
+		// (loaded, then pulled): both must be among podman's RepoDigests.
 		if img.ManifestDigest != pi.Digest {
 			if !slices.ContainsFunc(pi.RepoDigests, func(rd string) bool { return strings.HasSuffix(rd, "@"+img.ManifestDigest) }) {
 				t.Errorf("image %s: manifest digest %s, podman says %s (repo digests %v)", pi.ID, img.ManifestDigest, pi.Digest, pi.RepoDigests)
 			} else {
-				t.Logf("image %s %v: the report's manifest is the image's first one %s, podman's Digest its last one %s", pi.ID, pi.RepoTags, img.ManifestDigest, pi.Digest)
+				t.Logf("image %s %v: the report's manifest %s (the \"manifest\" item), podman's Digest %s", pi.ID, pi.RepoTags, img.ManifestDigest, pi.Digest)
 			}
 		}
 		var diffIDs []string
@@ -601,7 +666,7 @@ func TestPodmanCompare(t *testing.T) {
 	ctx := context.Background()
 	for _, ps := range stores {
 		t.Run(ps.p.Driver, func(t *testing.T) {
-			for _, kind := range []string{"gzip", "zstd", "docker"} {
+			for _, kind := range podmanPullKinds {
 				ref := ps.pulled[kind]
 				run := layercheck(t, s, "compare", "host", "--root", ps.p.Root, "-o", "json", ref)
 				requireClean(t, "layercheck compare host "+kind+" "+ref, run)
