@@ -87,7 +87,10 @@ func writeUniqueSave(path, tag, text string) error {
 		if _, err := tw.Write([]byte(body)); err != nil {
 			return nil, err
 		}
-		return buf.Bytes(), tw.Close()
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	}
 	l0, err := layer("unique.txt", text+"\n")
 	if err != nil {
