@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -34,25 +33,14 @@ type Podman struct {
 // FindPodman looks up podman and buildah (Debian's packages, installed by
 // scripts/e2e-install.sh).
 func FindPodman() (podman, buildah string, err error) {
-	var missing []string
-	look := func(name string) string {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-		for _, dir := range []string{"/usr/bin", "/usr/sbin"} {
-			p := filepath.Join(dir, name)
-			if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-				return p
-			}
-		}
-		missing = append(missing, name)
-		return ""
+	var errs []error
+	if podman, err = lookOptional("podman"); err != nil {
+		errs = append(errs, err)
 	}
-	podman, buildah = look("podman"), look("buildah")
-	if len(missing) > 0 {
-		return "", "", fmt.Errorf("missing tools: %s (install them with scripts/e2e-install.sh)", strings.Join(missing, ", "))
+	if buildah, err = lookOptional("buildah"); err != nil {
+		errs = append(errs, err)
 	}
-	return podman, buildah, nil
+	return podman, buildah, errors.Join(errs...)
 }
 
 // NewPodman prepares a private podman/buildah graph root with driver
