@@ -15,6 +15,8 @@ set -eu
 # the kernel or the mount refuses, but installs them so that it can try.
 # prometheus-node-exporter and prometheus (with promtool) serve the metrics
 # tests (e2e/metrics_test.go).
+# podman and buildah (rootful, offline, private --root/--runroot) write the
+# containers-storage graph roots of e2e/podman_test.go.
 # ca-certificates: TestDockerfile puts /etc/ssl/certs/ca-certificates.crt in
 # its golang stand-in (a minimal Debian may lack it).
 PACKAGES="
@@ -31,6 +33,8 @@ prometheus-node-exporter:prometheus-node-exporter
 prometheus:prometheus
 promtool:prometheus
 update-ca-certificates:ca-certificates
+podman:podman
+buildah:buildah
 "
 
 if [ "$(id -u)" != 0 ]; then

@@ -8,7 +8,9 @@
 // ErrUnsupportedDriver). [Store.Images] and [Store.Lookup] read the records
 // and the configs only: image ID (the config digest), normalized names,
 // repo digests (every manifest digest under every repository the image is
-// named in, as podman's RepoDigests), the instance manifest's digest,
+// named in, as podman's RepoDigests; in each repository the manifests a
+// registry served first, the last one stored first among them, since
+// containers-storage does not record which came from where), the instance manifest's digest,
 // platform, and per layer its diff-digest, chainID, compressed-diff-digest
 // and diff-size. [Store.OpenLayer] rebuilds one layer's stream as
 // containers-storage's Diff does.

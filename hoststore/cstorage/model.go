@@ -168,32 +168,6 @@ func (m *model) linkImage(im *imageRec) {
 		}
 	}
 	sort.Strings(im.names)
-	// Every digest of the image (its digest and its manifests') under
-	// every repository it is named in, as podman's RepoDigests.
-	var digests []string
-	addD := func(d string) {
-		if _, ok := parseDigest(d); ok && !contains(digests, d) {
-			digests = append(digests, d)
-		}
-	}
-	addD(im.rec.Digest)
-	for _, k := range sortedKeys(im.rec.BigDataDigests) {
-		if strings.HasPrefix(k, "manifest") {
-			addD(im.rec.BigDataDigests[k])
-		}
-	}
-	seen := map[string]bool{}
-	for _, n := range im.names {
-		repo := repoOf(n)
-		for _, d := range digests {
-			rd := repo + "@" + d
-			if !seen[rd] {
-				seen[rd] = true
-				im.repoDigests = append(im.repoDigests, rd)
-			}
-		}
-	}
-	sort.Strings(im.repoDigests)
 	im.manifest = digest.Digest(im.rec.BigDataDigests["manifest"])
 	if _, ok := parseDigest(string(im.manifest)); !ok {
 		im.manifest, _ = parseDigest(im.rec.Digest)
@@ -221,6 +195,99 @@ func (m *model) linkImage(im *imageRec) {
 			}
 		}
 	}
+	im.repoDigests = m.repoDigests(im)
+}
+
+// repoDigests are every digest of the image (its digest and its
+// manifests') under every repository it is named in, as podman's
+// RepoDigests. containers-storage does not record which manifest came from
+// which repository, so each repository's digests are ordered by how likely
+// a registry serves them under it, the likeliest first (compare takes the
+// first of the repository it compares with):
+//
+//  1. manifests whose layer digests are not the uncompressed diffIDs (a
+//     registry's; a docker-archive load or a commit records a manifest of
+//     the uncompressed layers, which no registry served);
+//  2. among those, the "manifest" item first: containers/image rewrites it
+//     on every pull into an existing image, so it is the last manifest
+//     stored; then the image's digest (the first one stored); then the
+//     others by digest.
+func (m *model) repoDigests(im *imageRec) []string {
+	type cand struct {
+		d    string
+		rank int
+	}
+	var cands []cand
+	add := func(d string, rank int) {
+		if _, ok := parseDigest(d); !ok {
+			return
+		}
+		for _, c := range cands {
+			if c.d == d {
+				return
+			}
+		}
+		if m.localManifest(im, d) {
+			rank += 10
+		}
+		cands = append(cands, cand{d, rank})
+	}
+	add(im.rec.BigDataDigests["manifest"], 0)
+	add(im.rec.Digest, 1)
+	for _, k := range sortedKeys(im.rec.BigDataDigests) {
+		if strings.HasPrefix(k, "manifest") {
+			add(im.rec.BigDataDigests[k], 2)
+		}
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank < cands[j].rank })
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range im.names {
+		repo := repoOf(n)
+		for _, c := range cands {
+			rd := repo + "@" + c.d
+			if !seen[rd] {
+				seen[rd] = true
+				out = append(out, rd)
+			}
+		}
+	}
+	return out
+}
+
+// localManifest reports whether the image's manifest of digest d lists the
+// uncompressed diffIDs as its layer digests: the manifest containers/image
+// records for a docker-archive load or a commit, which no registry served.
+// A manifest it cannot read or parse is not local.
+func (m *model) localManifest(im *imageRec, d string) bool {
+	if im.config == nil || len(im.config.RootFS.DiffIDs) == 0 {
+		return false
+	}
+	key := "manifest-" + d
+	if _, ok := im.rec.BigDataDigests[key]; !ok {
+		if im.rec.BigDataDigests["manifest"] != d {
+			return false
+		}
+		key = "manifest"
+	}
+	b, err := diskcheck.ReadRegular(m.r, m.bigDataRel(im.rec.ID, key), m.s.maxFile())
+	if err != nil {
+		return false
+	}
+	var mf struct {
+		Layers []struct {
+			Digest string `json:"digest"`
+		} `json:"layers"`
+	}
+	if json.Unmarshal(b, &mf) != nil || len(mf.Layers) != len(im.config.RootFS.DiffIDs) {
+		return false
+	}
+	for i, l := range mf.Layers {
+		if l.Digest != im.config.RootFS.DiffIDs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // storeImage is the store model's view of an image.
