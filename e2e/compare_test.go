@@ -108,6 +108,10 @@ func TestCompareTagMoved(t *testing.T) {
 	pushed := ins.RepoDigests[0][strings.Index(ins.RepoDigests[0], "@")+1:]
 	run := layercheck(t, s, "compare", "host", "--root", d.DataRoot, "-o", "json", ins.ID)
 	requireClean(t, "layercheck compare before the move", run)
+	// Named by its registry-hosted reference, it is still the host image
+	// (issue #13: the shape of a name never changes what it means).
+	run = layercheck(t, s, "compare", "host", "--root", d.DataRoot, "-o", "json", remote)
+	requireClean(t, "layercheck compare host REGISTRY/REPO:TAG before the move", run)
 
 	// Someone else pushes another image under the tag.
 	if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+set.Image("busybox").Save, "docker://"+remote, "--dest-tls-verify=false"); err != nil {
@@ -130,6 +134,10 @@ func TestCompareTagMoved(t *testing.T) {
 	}
 	if run.Report.Summary.Errors != 1 {
 		t.Errorf("compared with the pushed digest the image is the same, yet: %+v", run.Report.Findings)
+	}
+	run = layercheck(t, s, "compare", "host", "--root", d.DataRoot, "-o", "json", remote)
+	if moved := compareFindings(run.Report, "compare-tag-moved", report.Error); run.Code != 1 || len(moved) != 1 || moved[0].Expected != m.Digest || moved[0].Actual != pushed {
+		t.Fatalf("compare host %s after the move: exit %d, compare-tag-moved %+v", remote, run.Code, moved)
 	}
 }
 
