@@ -4,7 +4,6 @@ package fleet
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -103,6 +102,6 @@ func TestHostIntervalCLI(t *testing.T) {
 			t.Errorf("layercheck host --interval after SIGTERM: %v (want exit 0)\n%s", err, readFile(logf.Name()))
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal(fmt.Sprintf("layercheck host --interval did not stop on SIGTERM\n%s", readFile(logf.Name())))
+		t.Fatalf("layercheck host --interval did not stop on SIGTERM\n%s", readFile(logf.Name()))
 	}
 }

@@ -288,12 +288,3 @@ func applyOps(tree *pathTree, ops []replayOp, idx int, whited map[string]bool) {
 		}
 	}
 }
-
-// decodes is the number of tar-splits the audit decoded outside the
-// layers' own rebuilds (tests).
-func (e *Env) decodes() int {
-	m := e.chains()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.decoded
-}
