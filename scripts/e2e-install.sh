@@ -16,7 +16,8 @@ set -eu
 # prometheus-node-exporter and prometheus (with promtool) serve the metrics
 # tests (e2e/metrics_test.go).
 # podman and buildah (rootful, offline, private --root/--runroot) write the
-# containers-storage graph roots of e2e/podman_test.go.
+# containers-storage graph roots of e2e/podman_test.go; with skopeo and umoci they
+# write the artifact layouts of e2e/formats_test.go.
 # ca-certificates: TestDockerfile puts /etc/ssl/certs/ca-certificates.crt in
 # its golang stand-in (a minimal Debian may lack it).
 PACKAGES="
@@ -35,6 +36,7 @@ promtool:prometheus
 update-ca-certificates:ca-certificates
 podman:podman
 buildah:buildah
+umoci:umoci
 "
 
 if [ "$(id -u)" != 0 ]; then

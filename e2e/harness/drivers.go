@@ -214,3 +214,7 @@ func detachLoop(dev string) error {
 	}
 	return nil
 }
+
+// LookTool finds an optional tool (umoci, ...) on PATH or in the system
+// binary directories.
+func LookTool(name string) (string, error) { return lookOptional(name) }
