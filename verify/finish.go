@@ -169,7 +169,7 @@ func (r *run) evaluate(w *imageWork) {
 		if !l.job.walkTar || w.artifact {
 			continue
 		}
-		if want, known := layerCompression(d.MediaType); known && want != res.Compression {
+		if want, known := layerCompression(d.MediaType); known && want != res.Compression && !dockerGzipTypeOnTar(d.MediaType, res.Compression) {
 			w.add(report.LayerMediaType, li, subj, "the media type declares one compression, the magic bytes show another", fmt.Sprintf("%s (%s)", want, d.MediaType), string(res.Compression))
 		} else if !known && d.MediaType != "" && !isForeign(d.MediaType) {
 			w.addSev(report.LayerMediaType, report.Warning, li, subj, "unknown layer media type", "a layer media type", d.MediaType)

@@ -63,6 +63,18 @@ func layerCompression(mt string) (Compression, bool) {
 	return "", false
 }
 
+// dockerGzipTypeOnTar reports an uncompressed layer under Docker schema 2's
+// only distributable layer type (…rootfs.diff.tar.gzip). containers/image
+// writes exactly that: `skopeo copy docker-archive:… dir:OUT` and
+// `podman save --format docker-dir` keep the save's uncompressed blobs and
+// declare them with the gzip type, and Docker and containerd pull such a
+// layer (they detect compression by magic). It is not damage: the digest
+// and the diffID are still checked. A gzip/zstd mismatch, or an OCI type,
+// is still a finding.
+func dockerGzipTypeOnTar(mt string, c Compression) bool {
+	return mt == "application/vnd.docker.image.rootfs.diff.tar.gzip" && c == CompressionNone
+}
+
 func isForeign(mt string) bool {
 	return strings.Contains(mt, "foreign") || strings.Contains(mt, "nondistributable")
 }

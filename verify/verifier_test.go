@@ -196,6 +196,24 @@ func TestVerifierFindings(t *testing.T) {
 		{"media type says zstd", func(m *memSource) ocispec.Descriptor {
 			return m.image(t, good(), nil, func(man *ocispec.Manifest) { man.Layers[0].MediaType = ocispec.MediaTypeImageLayerZstd })
 		}, []string{"layer-media-type"}},
+		// containers/image's dir: copies of a docker save (skopeo copy,
+		// podman save --format docker-dir) declare uncompressed blobs with
+		// Docker's gzip layer type; Docker and containerd pull them.
+		{"docker gzip type on an uncompressed layer", func(m *memSource) ocispec.Descriptor {
+			return m.image(t, [][]byte{makeTar(t, entry{name: "a", data: "1"})}, nil, func(man *ocispec.Manifest) {
+				man.Layers[0].MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+			})
+		}, nil},
+		{"docker gzip type on a zstd layer", func(m *memSource) ocispec.Descriptor {
+			return m.image(t, [][]byte{zst(t, makeTar(t, entry{name: "a", data: "1"}))}, nil, func(man *ocispec.Manifest) {
+				man.Layers[0].MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+			})
+		}, []string{"layer-media-type"}},
+		{"oci gzip type on an uncompressed layer", func(m *memSource) ocispec.Descriptor {
+			return m.image(t, [][]byte{makeTar(t, entry{name: "a", data: "1"})}, nil, func(man *ocispec.Manifest) {
+				man.Layers[0].MediaType = ocispec.MediaTypeImageLayerGzip
+			})
+		}, []string{"layer-media-type"}},
 		{"layer missing", func(m *memSource) ocispec.Descriptor {
 			return m.image(t, good(), nil, func(man *ocispec.Manifest) { man.Layers[1].Digest = digest.FromString("absent") })
 		}, []string{"layer-missing"}},
