@@ -191,3 +191,52 @@ func estargzLayers(t *testing.T, p string) []annotatedBlob {
 	}
 	return out
 }
+
+// TestLazyZstdChunkedNonUTF8Names: containers/storage's compressor writes a
+// tar name that is not UTF-8 into the TOC with each bad byte as U+FFFD (as
+// skopeo 1.9 and podman 4.3 did for the e2e suite's crafted names). The
+// layer is clean, and a wrong digest of such a file is still found.
+func TestLazyZstdChunkedNonUTF8Names(t *testing.T) {
+	files := append(fixtures.LazyFiles(),
+		fixtures.Reg("names/latin1-\xe9t\xe9", []byte("latin-1 name\n")),
+		fixtures.Reg("names/invalid-\xff\xfe", []byte(strings.Repeat("not UTF-8\n", 100))),
+	)
+	for _, tc := range []struct {
+		name string
+		edit func(l *fixtures.LazyLayer) error
+		want []string
+	}{
+		{"clean", nil, []string{}},
+		{"file digest wrong", func(l *fixtures.LazyLayer) error {
+			return fixtures.EditZstdChunkedTOC(l, func(toc map[string]any) {
+				for _, e := range toc["entries"].([]any) {
+					if m := e.(map[string]any); m["name"] == "names/invalid-\ufffd\ufffd" {
+						m["digest"] = "sha256:" + strings.Repeat("0", 64)
+					}
+				}
+			})
+		}, []string{string(report.LayerTOCFileDigest)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := fixtures.ZstdChunkedLayer(files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.edit != nil {
+				if err := tc.edit(l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := fixtures.LazyImage("example.com/lazy:names", l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newMem()
+			memImage(m, b)
+			rep := verifyMem(t, m, Options{})
+			if got := slices.Compact(checks(rep, report.Info)); !slices.Equal(got, tc.want) {
+				t.Fatalf("checks %v, want %v\n%+v", got, tc.want, rep.Findings)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/tarsplit"
@@ -255,7 +257,32 @@ func (lz *lazyState) lookup(name string) (*fileRec, string) {
 	return nil, ""
 }
 
-func cleanTOCName(n string) string { return path.Clean("/" + n) }
+// cleanTOCName is the name a TOC records for the tar name n: cleaned, and
+// with every byte that is not UTF-8 replaced by U+FFFD, as the writers'
+// JSON encoders do (containers/storage writes a tar name such as "a\xff" as
+// "a\ufffd" in a zstd:chunked TOC). Such a name is the writer's, not
+// damage: the file's size and digest are still checked.
+func cleanTOCName(n string) string { return path.Clean("/" + jsonString(n)) }
+
+// jsonString replaces each byte of s that is not part of valid UTF-8 by
+// U+FFFD, byte by byte like encoding/json (strings.ToValidUTF8 would merge a
+// run of them into one).
+func jsonString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
 
 func hexDigest(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
 
