@@ -70,7 +70,8 @@ func TestFormats(t *testing.T) {
 	add(formatCase{name: "skopeo-dir-gzip", path: out("skopeo-dir-gzip"), want: report.LayerDigest},
 		s.Env.SkopeoCopy(ctx, layers, "dir:"+out("skopeo-dir-gzip"), "--dest-compress"))
 	add(formatCase{name: "skopeo-dir-zstd", path: out("skopeo-dir-zstd"), want: report.LayerDigest},
-		s.Env.SkopeoCopy(ctx, layers, "dir:"+out("skopeo-dir-zstd"), "--dest-compress", "--dest-compress-format", "zstd"))
+		// Docker schema 2 has no zstd layer type: skopeo wants --format oci.
+		s.Env.SkopeoCopy(ctx, layers, "dir:"+out("skopeo-dir-zstd"), "--dest-compress", "--dest-compress-format", "zstd", "--format", "oci"))
 	add(formatCase{name: "skopeo-oci-zstd", path: out("skopeo-oci-zstd"), want: report.LayerDigest},
 		s.Env.SkopeoCopy(ctx, layers, "oci:"+out("skopeo-oci-zstd")+":layers", "--dest-compress-format", "zstd"))
 	if err := s.Env.SkopeoCopy(ctx, layers, "oci:"+out("skopeo-oci-chunked")+":layers", "--dest-compress-format", "zstd:chunked"); err != nil {
@@ -182,6 +183,11 @@ func checkFormat(t *testing.T, s *Suite, c formatCase) {
 	requireClean(t, "layercheck "+cmd+" "+c.name, run)
 	if len(run.Report.Images) == 0 {
 		t.Fatalf("%s: no image in the report", c.name)
+	}
+	for _, f := range run.Report.Findings {
+		if strings.HasPrefix(string(f.Check), "layer-toc-") {
+			t.Errorf("%s: %s finding (%s) on a clean layer: %s", c.name, f.Check, f.Severity, f.Message)
+		}
 	}
 	var largest *report.Layer
 	for i := range run.Report.Images {
