@@ -15,12 +15,14 @@ import (
 
 	"github.com/layercheck/layercheck/e2e/harness"
 	"github.com/layercheck/layercheck/report"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // TestFormats runs layercheck on every artifact layout the real tools write
 // (issue 17): skopeo's `dir:` copies (plain and compressed), podman's saves
 // (docker-dir plain and compressed, docker-archive, `-m` multi-image
-// docker-archive, oci-archive, oci-dir), `oci:` layouts with zstd and
+// docker-archive, oci-archive, oci-dir), a `skopeo copy --all` of a
+// two-platform index to `dir:`, `oci:` layouts with zstd and
 // zstd:chunked layers written by skopeo copy and podman push, and a layout
 // umoci built. Each is clean; then, on a copy, one flipped byte in the middle
 // of its largest layer blob is found with the exact check ID. A zstd:chunked
@@ -33,6 +35,7 @@ type formatCase struct {
 	path    string       // a directory (layout) or a file (tar)
 	want    report.Check // what a flipped byte in the middle of the largest layer blob gives
 	chunked bool         // the layers are zstd:chunked: their TOC is checked too
+	images  int          // images the report must list; 0: at least one
 }
 
 func (c formatCase) command() string {
@@ -79,7 +82,18 @@ func TestFormats(t *testing.T) {
 	} else {
 		add(formatCase{name: "skopeo-oci-zstd-chunked", path: out("skopeo-oci-chunked"), want: report.LayerDigest, chunked: true}, nil)
 	}
-	t.Log("skopeo copy --all of a multi-platform image: skipped, the suite builds no multi-platform image (dockerd without the containerd image store saves one platform)")
+	// skopeo copy --all: the suite builds no multi-platform image (dockerd
+	// saves one platform), so the test makes an OCI index of the layers
+	// image (linux/amd64) and a copy of it whose config says linux/arm64.
+	mp := out("multi-src")
+	err := s.Env.SkopeoCopy(ctx, layers, "oci:"+mp+":layers")
+	if err == nil {
+		err = writeMultiPlatform(mp, "layers", "multi")
+	}
+	if err == nil {
+		err = s.Env.SkopeoCopy(ctx, "oci:"+mp+":multi", "dir:"+out("skopeo-dir-all"), "--all")
+	}
+	add(formatCase{name: "skopeo-dir-all", path: out("skopeo-dir-all"), want: report.LayerDigest, images: 2}, err)
 
 	// podman: a vfs graph root of its own with two loaded images.
 	if _, _, err := harness.FindPodman(); err != nil {
@@ -106,7 +120,7 @@ func TestFormats(t *testing.T) {
 		save("podman-oci-archive", report.LayerDigest, "--format", "oci-archive")
 		save("podman-oci-dir", report.LayerDigest, "--format", "oci-dir")
 		_, err = p.CLI(ctx, "save", "--quiet", "--output", out("podman-multi.tar"), "--format", "docker-archive", "-m", id, bb)
-		add(formatCase{name: "podman-docker-archive-multi", path: out("podman-multi.tar"), want: report.LayerDiffID}, err)
+		add(formatCase{name: "podman-docker-archive-multi", path: out("podman-multi.tar"), want: report.LayerDiffID, images: 2}, err)
 		_, err = p.CLI(ctx, "push", pol, "--quiet", "--compression-format", "zstd", id, "oci:"+out("podman-oci-zstd")+":layers")
 		add(formatCase{name: "podman-push-oci-zstd", path: out("podman-oci-zstd"), want: report.LayerDigest}, err)
 		if _, err := p.CLI(ctx, "push", pol, "--quiet", "--compression-format", "zstd:chunked", id, "oci:"+out("podman-oci-chunked")+":layers"); err != nil {
@@ -181,8 +195,12 @@ func checkFormat(t *testing.T, s *Suite, c formatCase) {
 	}
 	run := layercheck(t, s, args...)
 	requireClean(t, "layercheck "+cmd+" "+c.name, run)
-	if len(run.Report.Images) == 0 {
-		t.Fatalf("%s: no image in the report", c.name)
+	if n := len(run.Report.Images); n == 0 || c.images > 0 && n != c.images {
+		var got []string
+		for _, img := range run.Report.Images {
+			got = append(got, img.Name+" "+img.Platform)
+		}
+		t.Fatalf("%s: %d images in the report, want %d: %v", c.name, n, max(c.images, 1), got)
 	}
 	for _, f := range run.Report.Findings {
 		if strings.HasPrefix(string(f.Check), "layer-toc-") {
@@ -320,4 +338,80 @@ func ociLayerAnnotations(dir string) (map[string]map[string]string, error) {
 		}
 	}
 	return res, nil
+}
+
+// writeMultiPlatform adds to the OCI layout dir an image index tagged to
+// with two instances: the manifest tagged from (linux/amd64 as the suite
+// builds it) and a copy whose config says linux/arm64 (same layers).
+func writeMultiPlatform(dir, from, to string) error {
+	blob := func(d string) string { return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")) }
+	put := func(v any) (map[string]any, error) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		d := digest.FromBytes(b)
+		if err := os.WriteFile(blob(d.String()), b, 0o644); err != nil {
+			return nil, err
+		}
+		return map[string]any{"digest": d.String(), "size": len(b)}, nil
+	}
+	read := func(path string, v any) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, v)
+	}
+	var idx map[string]any
+	if err := read(filepath.Join(dir, "index.json"), &idx); err != nil {
+		return err
+	}
+	var amd map[string]any
+	for _, m := range idx["manifests"].([]any) {
+		if d := m.(map[string]any); d["annotations"].(map[string]any)["org.opencontainers.image.ref.name"] == from {
+			amd = d
+		}
+	}
+	if amd == nil {
+		return fmt.Errorf("no %s in %s", from, dir)
+	}
+	var man, cfg map[string]any
+	if err := read(blob(amd["digest"].(string)), &man); err != nil {
+		return err
+	}
+	cdesc := man["config"].(map[string]any)
+	if err := read(blob(cdesc["digest"].(string)), &cfg); err != nil {
+		return err
+	}
+	cfg["architecture"] = "arm64"
+	c2, err := put(cfg)
+	if err != nil {
+		return err
+	}
+	cdesc["digest"], cdesc["size"] = c2["digest"], c2["size"]
+	m2, err := put(man)
+	if err != nil {
+		return err
+	}
+	mt := "application/vnd.oci.image.manifest.v1+json"
+	index, err := put(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{
+			map[string]any{"mediaType": mt, "digest": amd["digest"], "size": amd["size"], "platform": map[string]string{"os": "linux", "architecture": "amd64"}},
+			map[string]any{"mediaType": mt, "digest": m2["digest"], "size": m2["size"], "platform": map[string]string{"os": "linux", "architecture": "arm64"}},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	index["mediaType"] = "application/vnd.oci.image.index.v1+json"
+	index["annotations"] = map[string]string{"org.opencontainers.image.ref.name": to}
+	idx["manifests"] = append(idx["manifests"].([]any), index)
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644)
 }
