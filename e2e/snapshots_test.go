@@ -11,10 +11,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/layercheck/layercheck/e2e/harness"
 	"github.com/layercheck/layercheck/hoststore/containerd"
 	"github.com/layercheck/layercheck/report"
+	"golang.org/x/sys/unix"
 )
 
 // These tests check the files of the snapshots the real containerd unpacked
@@ -330,9 +332,23 @@ func TestSnapshotFilesActive(t *testing.T) {
 	if _, err := s.Containerd.Ctr(ctx, ns, "containers", "create", "--snapshotter", "native", imgs[0].Name, id); err != nil {
 		t.Fatal(err)
 	}
+	var liveDir string // the active snapshot in the live root
 	t.Cleanup(func() {
 		if _, err := s.Containerd.Ctr(context.Background(), ns, "containers", "delete", id); err != nil {
 			t.Errorf("removing container %s: %v", id, err)
+			return
+		}
+		// containerd's garbage collector removes the snapshot directory
+		// after the container: wait for it, so that later copies of the
+		// root do not race with it.
+		for i := 0; liveDir != "" && i < 300; i++ {
+			if _, err := os.Lstat(liveDir); os.IsNotExist(err) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if liveDir != "" {
+			t.Errorf("the active snapshot %s was not removed 30s after its container", liveDir)
 		}
 	})
 	c := s.Env.Corrupt(t, s.Containerd.Root)
@@ -358,6 +374,7 @@ func TestSnapshotFilesActive(t *testing.T) {
 	if err != nil || !filepath.IsLocal(rel) {
 		t.Fatalf("active snapshot %s is not in the copy %s", dir, c.Path)
 	}
+	liveDir = filepath.Join(s.Containerd.Root, rel)
 	if err := c.WriteFile(filepath.Join(rel, "written-by-the-container"), []byte("a container's write\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -367,4 +384,138 @@ func TestSnapshotFilesActive(t *testing.T) {
 		}
 	}
 	active("writes into the active snapshot")
+}
+
+// TestSnapshotFilesWhiteouts undoes deletions of the "layers" image in a
+// copy: a removed overlayfs whiteout (a 0/0 character device), a removed
+// opaque marker where a snapshot has one, and the deleted /etc/deleteme
+// re-created in the native snapshots that lack it; each is named (as the
+// layer's tar names it: .wh.<name>, <dir>/.wh..wh..opq). In native
+// snapshots the re-created file is a whiteout finding in the snapshot of the
+// deleting layer and an extra entry above it.
+func TestSnapshotFilesWhiteouts(t *testing.T) {
+	s := need(t)
+	c := s.Env.Corrupt(t, s.Containerd.Root)
+	type damage struct {
+		dir, entry string
+		accept     []report.Check
+	}
+	var damages []damage
+	if s.Snapshotter == "overlayfs" {
+		dirs, err := c.Glob(containerd.SnapshotterPrefix + "overlayfs/snapshots/*/fs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(dirs)
+		var wh, opq *damage
+		for _, d := range dirs {
+			abs := filepath.Join(c.Path, d)
+			filepath.WalkDir(abs, func(p string, e fs.DirEntry, err error) error {
+				if err != nil || p == abs {
+					return err
+				}
+				rel, _ := filepath.Rel(abs, p)
+				if e.Type()&fs.ModeCharDevice != 0 && wh == nil {
+					if fi, err := e.Info(); err == nil && fi.Sys().(*syscall.Stat_t).Rdev == 0 {
+						wh = &damage{dir: abs, entry: rel, accept: []report.Check{containerd.CheckSnapshotFileWhiteout}}
+					}
+				}
+				if e.IsDir() && opq == nil {
+					for _, x := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+						buf := make([]byte, 8)
+						if n, err := unix.Lgetxattr(p, x, buf); err == nil && string(buf[:n]) == "y" {
+							opq = &damage{dir: abs, entry: rel + "\x00" + x, accept: []report.Check{containerd.CheckSnapshotFileWhiteout}}
+						}
+					}
+				}
+				return nil
+			})
+		}
+		if wh == nil {
+			t.Fatalf("no 0/0 character device in the overlayfs snapshots: the layers image's whiteout is not unpacked as expected")
+		}
+		if err := os.Remove(filepath.Join(wh.dir, wh.entry)); err != nil {
+			t.Fatal(err)
+		}
+		// Named as the layer's tar names it.
+		wh.entry = filepath.Join(filepath.Dir(wh.entry), ".wh."+filepath.Base(wh.entry))
+		damages = append(damages, *wh)
+		t.Logf("removed the whiteout %s in %s", wh.entry, wh.dir)
+		if opq == nil {
+			t.Logf("no opaque directory in the overlayfs snapshots (a vfs dockerd writes per-file whiteouts): opaque marker not damaged")
+		} else {
+			rel, x, _ := strings.Cut(opq.entry, "\x00")
+			if err := unix.Lremovexattr(filepath.Join(opq.dir, rel), x); err != nil {
+				t.Fatal(err)
+			}
+			opq.entry = filepath.Join(rel, ".wh..wh..opq")
+			damages = append(damages, *opq)
+			t.Logf("removed %s of %s in %s", x, rel, opq.dir)
+		}
+	}
+	const deleted = "etc/deleteme"
+	dirs, err := c.Glob(containerd.SnapshotterPrefix + "native/snapshots/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	had, recreated := 0, 0
+	for _, d := range dirs {
+		abs := filepath.Join(c.Path, d)
+		if _, err := os.Lstat(filepath.Join(abs, deleted)); err == nil {
+			had++
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(abs, "etc")); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := c.WriteFile(filepath.Join(d, deleted), []byte("back again\n")); err != nil {
+			t.Fatal(err)
+		}
+		recreated++
+		damages = append(damages, damage{dir: abs, entry: deleted, accept: []report.Check{containerd.CheckSnapshotFileWhiteout, containerd.CheckSnapshotFileExtra}})
+	}
+	if had == 0 || recreated == 0 {
+		t.Fatalf("native snapshots: %d hold %s, %d lack it; want some of each", had, deleted, recreated)
+	}
+	t.Logf("re-created %s in %d native snapshots", deleted, recreated)
+
+	run := layercheck(t, s, "host", "--containerd-root", c.Path, "-o", "json")
+	if run.Report == nil || run.Code != 1 {
+		t.Fatalf("damaged copy: exit %d, want 1; stderr %.2000s", run.Code, run.Stderr)
+	}
+	got := map[string][]report.Check{} // dir \x00 entry -> checks
+	for _, f := range snapFileFindings(run.Report) {
+		if f.Severity == report.Info {
+			continue
+		}
+		k := f.Subject.Path + "\x00" + cleanEntry(f.Subject.Entry)
+		got[k] = append(got[k], f.Check)
+	}
+	nativeWhiteout := false
+	for _, d := range damages {
+		k := d.dir + "\x00" + d.entry
+		checks := got[k]
+		ok := len(checks) > 0
+		for _, ch := range checks {
+			found := false
+			for _, a := range d.accept {
+				found = found || ch == a
+			}
+			ok = ok && found
+			nativeWhiteout = nativeWhiteout || (d.entry == deleted && ch == containerd.CheckSnapshotFileWhiteout)
+		}
+		if !ok {
+			t.Errorf("%s: %s: checks %v, want one or more of %v", d.dir, d.entry, checks, d.accept)
+		}
+		delete(got, k)
+	}
+	for k, checks := range got {
+		t.Errorf("undamaged entry reported: %q: %v", k, checks)
+	}
+	if !nativeWhiteout {
+		t.Errorf("no native snapshot above the deletion reports the re-created %s with %s", deleted, containerd.CheckSnapshotFileWhiteout)
+	}
+	if t.Failed() {
+		t.Logf("findings:\n%s", ctrdFindings(run.Report))
+	}
 }
