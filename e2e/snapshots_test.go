@@ -341,8 +341,10 @@ func TestSnapshotFilesActive(t *testing.T) {
 		// containerd's garbage collector removes the snapshot directory
 		// after the container: wait for it, so that later copies of the
 		// root do not race with it.
+		// The native snapshotter renames it rm-<id> before removing it.
 		for i := 0; liveDir != "" && i < 300; i++ {
-			if _, err := os.Lstat(liveDir); os.IsNotExist(err) {
+			rm, _ := filepath.Glob(filepath.Join(filepath.Dir(liveDir), "rm-*"))
+			if _, err := os.Lstat(liveDir); os.IsNotExist(err) && len(rm) == 0 {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -517,5 +519,167 @@ func TestSnapshotFilesWhiteouts(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("findings:\n%s", ctrdFindings(run.Report))
+	}
+}
+
+// TestSnapshotFilesDiscardedByContainerd makes the real containerd discard
+// an unpacked image's layers as discard_unpacked_layers does (the CRI
+// option; ctr has none): pulled from the loopback registry into a namespace
+// of its own, the manifest's layer gc.ref labels dropped with `ctr content
+// label`, the layer records deleted with `ctr content rm` and the blobs
+// collected by containerd's garbage collector. `host` on the live root finds
+// nothing wrong and says the snapshots could not be checked locally; with a
+// byte flipped in a snapshot of a copy, `host` still finds nothing and
+// `compare host --deep` names the file.
+func TestSnapshotFilesDiscardedByContainerd(t *testing.T) {
+	s := need(t)
+	ctx := context.Background()
+	drv := s.Drivers[0]
+	ns := "snapshots-discard"
+	remote := s.Registry.Ref(drv + "/snapshots-discard:1")
+	// Compressed at a level no other push uses, so that no other namespace
+	// holds these blobs and the garbage collector takes them.
+	if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+s.Sets[drv].Image("layers").Save, "docker://"+remote, "--dest-tls-verify=false",
+		"--dest-compress", "--dest-compress-format", "gzip", "--dest-compress-level", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Containerd.Ctr(ctx, ns, "images", "pull", "--plain-http", "--snapshotter", s.Snapshotter, remote); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Containerd.Ctr(context.Background(), ns, "images", "rm", "--sync", remote) })
+	st, err := containerd.Open(s.Containerd.Root, containerd.Options{Namespaces: []string{ns}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layers []string
+	for _, rec := range st.Content(ns) {
+		if rec.Labels["containerd.io/uncompressed"] != "" {
+			layers = append(layers, rec.Digest.String())
+			continue
+		}
+		var drop []string
+		for k := range rec.Labels {
+			if strings.HasPrefix(k, "containerd.io/gc.ref.content.l.") {
+				drop = append(drop, k+"=")
+			}
+		}
+		if len(drop) > 0 {
+			if _, err := s.Containerd.Ctr(ctx, ns, append([]string{"content", "label", rec.Digest.String()}, drop...)...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(layers) == 0 {
+		t.Fatalf("namespace %s: no layer record after the pull", ns)
+	}
+	if _, err := s.Containerd.Ctr(ctx, ns, append([]string{"content", "rm"}, layers...)...); err != nil {
+		t.Fatal(err)
+	}
+	// Deletions do not start the garbage collector (deletion_threshold 0):
+	// removing a tag with --sync runs it and waits.
+	if _, err := s.Containerd.Ctr(ctx, ns, "images", "tag", remote, remote+"-gc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Containerd.Ctr(ctx, ns, "images", "rm", "--sync", remote+"-gc"); err != nil {
+		t.Fatal(err)
+	}
+	// A blob another namespace records stays (the garbage collector keeps
+	// it); it is removed from the copy below, as it would be on a node
+	// where only this image uses it.
+	var kept []string
+	for _, l := range layers {
+		p := filepath.Join(containerd.ContentDir, "blobs", "sha256", strings.TrimPrefix(l, "sha256:"))
+		for i := 0; ; i++ {
+			if _, err := os.Lstat(filepath.Join(s.Containerd.Root, p)); os.IsNotExist(err) {
+				break
+			}
+			if i == 50 {
+				kept = append(kept, p)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if len(kept) > 0 {
+		all, err := containerd.Open(s.Containerd.Root, containerd.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range kept {
+			var holders []string
+			for _, n := range all.AllNamespaces() {
+				for _, rec := range all.Content(n) {
+					if rec.Digest.Encoded() == filepath.Base(p) {
+						holders = append(holders, n)
+					}
+				}
+			}
+			t.Logf("layer blob %s kept by the garbage collector: recorded in namespaces %v", filepath.Base(p), holders)
+		}
+	}
+	t.Logf("namespace %s: %d layers discarded, %d blobs kept for other namespaces", ns, len(layers), len(kept))
+
+	host := func(what, root string, unchecked int) []string {
+		t.Helper()
+		run := layercheck(t, s, "host", "--containerd-root", root, "--namespace", ns, "-o", "json")
+		requireClean(t, what, run)
+		var dirs []string
+		for _, f := range snapFileFindings(run.Report) {
+			if f.Check == containerd.CheckSnapshotFileUnchecked && f.Severity == report.Info {
+				dirs = append(dirs, f.Subject.Path)
+			} else if f.Severity != report.Info {
+				t.Errorf("%s: %s %s %s: %s", what, f.Severity, f.Check, f.Subject, f.Message)
+			}
+		}
+		if len(dirs) != unchecked {
+			t.Errorf("%s: %d %s findings, want %d:\n%s", what, len(dirs), containerd.CheckSnapshotFileUnchecked, unchecked, ctrdFindings(run.Report))
+		}
+		return dirs
+	}
+	host("host on the live root after the discard", s.Containerd.Root, len(layers)-len(kept))
+	c := s.Env.Corrupt(t, s.Containerd.Root)
+	for _, p := range kept {
+		if err := c.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := host("host on a copy without the blobs", c.Path, len(layers))
+	if len(dirs) == 0 {
+		t.FailNow()
+	}
+	var flipped snapFile
+	for _, d := range dirs {
+		rel, err := filepath.Rel(c.Path, d)
+		if err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("snapshot %s is not in the copy %s", d, c.Path)
+		}
+		if fl := snapDirFiles(t, c.Path, rel); len(fl) > 0 {
+			flipped = fl[len(fl)-1]
+			break
+		}
+	}
+	if flipped.rel == "" {
+		t.Fatalf("no plain regular file in the snapshots %v", dirs)
+	}
+	if err := c.FlipByte(flipped.rel, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flipped %s in the copy", flipped.rel)
+	host("host on the copy with a flipped byte", c.Path, len(layers))
+
+	run := layercheck(t, s, "compare", "host", "--deep", "--containerd-root", c.Path, "--namespace", ns, "-o", "json", remote)
+	if run.Report == nil || run.Code != 1 {
+		t.Fatalf("compare host --deep: exit %d, want 1; stderr %.2000s", run.Code, run.Stderr)
+	}
+	named := false
+	for _, f := range run.Report.Findings {
+		if f.Check == containerd.CheckSnapshotFileContent && f.Severity == report.Error && filepath.Join(f.Subject.Path, cleanEntry(f.Subject.Entry)) == filepath.Join(c.Path, flipped.rel) {
+			named = true
+		} else if f.Severity != report.Info {
+			t.Errorf("compare host --deep: unexpected %s %s %s: %s", f.Severity, f.Check, f.Subject, f.Message)
+		}
+	}
+	if !named {
+		t.Errorf("compare host --deep does not name %s with %s:\n%s", flipped.rel, containerd.CheckSnapshotFileContent, ctrdFindings(run.Report))
 	}
 }
