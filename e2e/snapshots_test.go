@@ -587,13 +587,14 @@ func TestSnapshotFilesDiscardedByContainerd(t *testing.T) {
 	// it); it is removed from the copy below, as it would be on a node
 	// where only this image uses it.
 	var kept []string
+	deadline := time.Now().Add(5 * time.Second)
 	for _, l := range layers {
 		p := filepath.Join(containerd.ContentDir, "blobs", "sha256", strings.TrimPrefix(l, "sha256:"))
-		for i := 0; ; i++ {
+		for {
 			if _, err := os.Lstat(filepath.Join(s.Containerd.Root, p)); os.IsNotExist(err) {
 				break
 			}
-			if i == 50 {
+			if time.Now().After(deadline) {
 				kept = append(kept, p)
 				break
 			}
@@ -675,7 +676,9 @@ func TestSnapshotFilesDiscardedByContainerd(t *testing.T) {
 	for _, f := range run.Report.Findings {
 		if f.Check == containerd.CheckSnapshotFileContent && f.Severity == report.Error && filepath.Join(f.Subject.Path, cleanEntry(f.Subject.Entry)) == filepath.Join(c.Path, flipped.rel) {
 			named = true
-		} else if f.Severity != report.Info {
+		} else if f.Severity != report.Info && f.Check != "compare-layer-missing-local" {
+			// compare warns that each discarded layer was compared by the
+			// digests the host's manifest and config declare.
 			t.Errorf("compare host --deep: unexpected %s %s %s: %s", f.Severity, f.Check, f.Subject, f.Message)
 		}
 	}
