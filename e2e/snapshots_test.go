@@ -80,6 +80,26 @@ func snapDirFiles(t *testing.T, copyPath, dir string) []snapFile {
 	return files
 }
 
+// snapFileIn returns the first (or last) plain regular file of the first
+// of the snapshot directories dirs (absolute, inside the copy) holding one.
+func snapFileIn(t *testing.T, copyPath string, dirs []string, last bool) snapFile {
+	t.Helper()
+	for _, d := range dirs {
+		rel, err := filepath.Rel(copyPath, d)
+		if err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("snapshot %s is not in the copy %s", d, copyPath)
+		}
+		if fl := snapDirFiles(t, copyPath, rel); len(fl) > 0 {
+			if last {
+				return fl[len(fl)-1]
+			}
+			return fl[0]
+		}
+	}
+	t.Fatalf("no plain regular file in the snapshots %v", dirs)
+	return snapFile{}
+}
+
 // richestSnapshot returns the snapshot directory of snapshotter sn in the
 // copy (relative to it) with the most plain regular files, and those files.
 func richestSnapshot(t *testing.T, c *harness.Copy, sn string) (string, []snapFile) {
@@ -263,20 +283,7 @@ func TestSnapshotFilesDiscarded(t *testing.T) {
 	if len(dirs) == 0 {
 		t.Fatalf("%d layer blobs removed: no %s finding:\n%s", removed, containerd.CheckSnapshotFileUnchecked, ctrdFindings(run.Report))
 	}
-	var flipped snapFile
-	for _, d := range dirs {
-		rel, err := filepath.Rel(c.Path, d)
-		if err != nil || !filepath.IsLocal(rel) {
-			t.Fatalf("snapshot %s is not in the copy %s", d, c.Path)
-		}
-		if fl := snapDirFiles(t, c.Path, rel); len(fl) > 0 {
-			flipped = fl[0]
-			break
-		}
-	}
-	if flipped.rel == "" {
-		t.Fatalf("no plain regular file in the snapshots %v", dirs)
-	}
+	flipped := snapFileIn(t, c.Path, dirs, false)
 	if err := c.FlipByte(flipped.rel, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -648,20 +655,7 @@ func TestSnapshotFilesDiscardedByContainerd(t *testing.T) {
 	if len(dirs) == 0 {
 		t.FailNow()
 	}
-	var flipped snapFile
-	for _, d := range dirs {
-		rel, err := filepath.Rel(c.Path, d)
-		if err != nil || !filepath.IsLocal(rel) {
-			t.Fatalf("snapshot %s is not in the copy %s", d, c.Path)
-		}
-		if fl := snapDirFiles(t, c.Path, rel); len(fl) > 0 {
-			flipped = fl[len(fl)-1]
-			break
-		}
-	}
-	if flipped.rel == "" {
-		t.Fatalf("no plain regular file in the snapshots %v", dirs)
-	}
+	flipped := snapFileIn(t, c.Path, dirs, true)
 	if err := c.FlipByte(flipped.rel, 0); err != nil {
 		t.Fatal(err)
 	}
