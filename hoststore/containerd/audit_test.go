@@ -488,6 +488,46 @@ func TestDiscardedLayers(t *testing.T) {
 	})
 }
 
+// TestDiscardedLayersKeptByAnotherNamespace: the layers were discarded in
+// this namespace but another namespace records the same blobs, so
+// containerd's garbage collector keeps the files: the missing records are
+// the discard, not damage (found with the real containerd, e2e
+// TestSnapshotFilesDiscardedByContainerd).
+func TestDiscardedLayersKeptByAnotherNamespace(t *testing.T) {
+	w := newWorld(t)
+	files := map[digest.Digest]bool{}
+	for _, l := range w.app.Layers {
+		files[l.Digest] = w.r.files[l.Digest] != nil
+	}
+	saved := map[digest.Digest][]byte{}
+	for d, b := range w.r.files {
+		saved[d] = b
+	}
+	w.discardLayers()
+	for _, l := range w.app.Layers {
+		if !files[l.Digest] {
+			t.Fatalf("layer %s had no file before the discard", l.Digest)
+		}
+		w.r.files[l.Digest] = saved[l.Digest]
+	}
+	root := w.write(t)
+	rep := audit(t, root, Options{})
+	clean(t, rep)
+	if n := len(find(rep, CheckBlobRecord, nil)); n != 0 {
+		t.Errorf("want no %s for discarded layers whose files another namespace keeps, got %d:\n%s", CheckBlobRecord, n, dump(rep))
+	}
+	// With the manifest's layer labels kept, the same missing records are damage.
+	w = newWorld(t)
+	ns := w.r.namespace("default")
+	for _, l := range w.app.Layers {
+		delete(ns.blobs, l.Digest)
+	}
+	rep = audit(t, w.write(t), Options{})
+	if n := len(find(rep, CheckBlobRecord, nil)); n != len(w.app.Layers) {
+		t.Errorf("want %d %s with the layer labels kept, got %d:\n%s", len(w.app.Layers), CheckBlobRecord, n, dump(rep))
+	}
+}
+
 func TestLostLayersOfUnpackedImage(t *testing.T) {
 	// The same as above but the manifest still protects its layers: they were lost.
 	w := newWorld(t)

@@ -208,6 +208,17 @@ func (a *auditor) walkManifest(t *imgTarget, desc ocispec.Descriptor, data []byt
 	if required {
 		a.recordCheck(t, m.Config.Digest, subj, "config")
 	}
+	// The layers' record checks wait until the snapshots are known: an
+	// image whose layers were discarded after unpacking has no layer
+	// records on purpose, even where another namespace keeps the files.
+	var noRecord []func()
+	defer func() {
+		if !mi.discarded() {
+			for _, f := range noRecord {
+				f()
+			}
+		}
+	}()
 	for i, l := range m.Layers {
 		if l.Digest.Validate() != nil {
 			continue
@@ -215,7 +226,8 @@ func (a *auditor) walkManifest(t *imgTarget, desc ocispec.Descriptor, data []byt
 		ls := subj
 		ls.Layer = report.LayerIndex(i)
 		if required {
-			a.recordCheck(t, l.Digest, ls, "layer")
+			d := l.Digest
+			noRecord = append(noRecord, func() { a.recordCheck(t, d, ls, "layer") })
 		}
 		if a.st.files[l.Digest] != nil {
 			mi.layersPresent++
@@ -611,6 +623,13 @@ func (a *auditor) childNotPulled(t *imgTarget, d digest.Digest) bool {
 	return false
 }
 
+// discarded tells whether the layers were discarded after unpacking
+// (discard_unpacked_layers): unpacked, the whole chain in a snapshotter, and
+// no gc.ref.content label on the manifest protects a layer.
+func (mi *manifestInfo) discarded() bool {
+	return mi != nil && mi.unpacked && mi.chainOK && !mi.layerLabels
+}
+
 // notPulled explains why a layer with no content record is absent when
 // that is how containerd works rather than a loss; "" otherwise.
 func (mi *manifestInfo) notPulled() string {
@@ -619,7 +638,7 @@ func (mi *manifestInfo) notPulled() string {
 		return ""
 	case mi.childOfIndex && !mi.unpacked:
 		return "containerd fetched this platform's manifest and config only (it pulls the layers of the platforms it unpacks)"
-	case mi.unpacked && mi.chainOK && !mi.layerLabels:
+	case mi.discarded():
 		return "they were discarded after unpacking (discard_unpacked_layers); the snapshots are intact"
 	}
 	return ""
