@@ -92,41 +92,18 @@ func dockerImage(ctx context.Context, st *docker.Store, reg Registry, o *outcome
 		return ""
 	}
 	subj := report.Subject{Image: name, Platform: img.Platform()}
-	target := hs.ref
-	var regSrc source.Source
-	if hs.tag != "" && hs.pulled != "" {
-		var stop bool
-		// With --remote the user chose what to compare with; otherwise the
-		// digest the host pulled, while the registry still serves it.
-		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, hs.tag, hs.pulled, target, opts.Remote == "")
-		if stop {
-			return ""
-		}
-	}
-	if regSrc == nil {
-		if regSrc, err = reg.Open(target); err != nil {
-			o.fail(subj, &ArgumentError{err})
-			return ""
-		}
-	}
-	defer regSrc.Close()
-	vo := opts.Verify
-	vo.Platforms, vo.Images = []string{img.Platform()}, nil
 	var c *captures
 	if opts.Deep {
 		c = caps
 	}
-	regRep, verr := verifySide(ctx, regSrc, vo, c, "remote", target, opts.Version)
-	o.merge(regRep)
-	if verr != nil {
-		if errors.Is(verr, verify.ErrNoMatch) {
-			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
-				Message: fmt.Sprintf("%s serves no manifest for the host image's platform", target), Expected: "absent", Actual: img.Platform()})
-		} else {
-			o.fail(report.Subject{Image: target}, verr)
-		}
+	// With --remote the user chose what to compare with; otherwise the
+	// digest the host pulled, while the registry still serves it.
+	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, target: hs.ref,
+		preferPulled: opts.Remote == "", platforms: []string{img.Platform()}, caps: c}, opts)
+	if regSrc == nil {
 		return ""
 	}
+	defer regSrc.Close()
 	want, ok := pickImage(ContainerImages(regRep), img.ID.String())
 	if !ok {
 		o.b.Problem(subj, "%s holds no container image to compare", target)
@@ -265,37 +242,17 @@ func containerdImage(ctx context.Context, st *containerd.Store, reg Registry, o 
 		o.fail(subj, &ArgumentError{err})
 		return
 	}
-	target := remote
-	var regSrc source.Source
+	q := registryQuery{target: remote, preferPulled: true, platforms: platNames}
 	if r.Tag != "" && r.Digest == "" && r.Name() == ref.RepositoryOf(img.Name) {
 		// Tag moved: the tag now resolves to another digest than the
 		// target the host pulled.
-		var stop bool
-		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, remote, r.WithDigest(pulled).String(), target, true)
-		if stop {
-			return
-		}
+		q.tag, q.pulled = remote, r.WithDigest(pulled).String()
 	}
+	regSrc, _, regRep := registrySide(ctx, reg, o, subj, q, opts)
 	if regSrc == nil {
-		if regSrc, err = reg.Open(target); err != nil {
-			o.fail(subj, &ArgumentError{err})
-			return
-		}
-	}
-	defer regSrc.Close()
-	vo := opts.Verify
-	vo.Platforms, vo.Images = platNames, nil
-	regRep, verr := verifySide(ctx, regSrc, vo, nil, "remote", target, opts.Version)
-	o.merge(regRep)
-	if verr != nil {
-		if errors.Is(verr, verify.ErrNoMatch) {
-			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
-				Message: fmt.Sprintf("%s serves no manifest for the host image's platforms", target), Expected: "absent", Actual: strings.Join(platNames, ", ")})
-		} else {
-			o.fail(report.Subject{Image: target}, verr)
-		}
 		return
 	}
+	defer regSrc.Close()
 	hostRep, ok := auditLocal(ctx, o, st, img, opts.Version)
 	if !ok {
 		return
@@ -553,38 +510,16 @@ func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, n
 		return
 	}
 	subj := report.Subject{Image: name, Platform: img.Platform}
-	target := hs.ref
-	var regSrc source.Source
-	if hs.tag != "" && hs.pulled != "" {
-		var stop bool
-		regSrc, target, stop = checkTag(ctx, reg, &o.b, subj, hs.tag, hs.pulled, target, opts.Remote == "")
-		if stop {
-			return
-		}
-	}
-	if regSrc == nil {
-		if regSrc, err = reg.Open(target); err != nil {
-			o.fail(subj, &ArgumentError{err})
-			return
-		}
-	}
-	defer regSrc.Close()
-	vo := opts.Verify
-	vo.Platforms, vo.Images = nil, nil
+	var platforms []string
 	if img.Platform != "" {
-		vo.Platforms = []string{img.Platform}
+		platforms = []string{img.Platform}
 	}
-	regRep, verr := verifySide(ctx, regSrc, vo, nil, "remote", target, opts.Version)
-	o.merge(regRep)
-	if verr != nil {
-		if errors.Is(verr, verify.ErrNoMatch) {
-			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
-				Message: fmt.Sprintf("%s serves no manifest for the host image's platform", target), Expected: "absent", Actual: img.Platform})
-		} else {
-			o.fail(report.Subject{Image: target}, verr)
-		}
+	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, target: hs.ref,
+		preferPulled: opts.Remote == "", platforms: platforms}, opts)
+	if regSrc == nil {
 		return
 	}
+	defer regSrc.Close()
 	want, ok := pickImage(ContainerImages(regRep), img.ID.String())
 	if !ok {
 		o.b.Problem(subj, "%s holds no container image to compare", target)
@@ -637,4 +572,55 @@ func StoreImage(subject string, want report.Image, host store.Image) Result {
 		}
 	}
 	return r
+}
+
+// registryQuery says what the registry side of a host form compares with.
+type registryQuery struct {
+	tag, pulled  string // checked for a moved tag when both are set
+	target       string // compared with when the tag did not move
+	preferPulled bool   // a moved tag: compare with the pulled digest while served
+	platforms    []string
+	caps         *captures // tar-split captures of --deep, or nil
+}
+
+// registrySide is what every host form does on the registry's side: the
+// tag-moved check, then the registry's image of the host's platforms
+// verified into o. It returns the open source (the caller closes it), the
+// reference compared and its report; a nil source when the comparison
+// cannot go on (o says why).
+func registrySide(ctx context.Context, reg Registry, o *outcome, subj report.Subject, q registryQuery, opts Options) (source.Source, string, *report.Report) {
+	target := q.target
+	var src source.Source
+	if q.tag != "" && q.pulled != "" {
+		var stop bool
+		if src, target, stop = checkTag(ctx, reg, &o.b, subj, q.tag, q.pulled, target, q.preferPulled); stop {
+			return nil, "", nil
+		}
+	}
+	if src == nil {
+		var err error
+		if src, err = reg.Open(target); err != nil {
+			o.fail(subj, &ArgumentError{err})
+			return nil, "", nil
+		}
+	}
+	vo := opts.Verify
+	vo.Platforms, vo.Images = q.platforms, nil
+	rep, err := verifySide(ctx, src, vo, q.caps, "remote", target, opts.Version)
+	o.merge(rep)
+	if err != nil {
+		if errors.Is(err, verify.ErrNoMatch) {
+			what := "platform"
+			if len(q.platforms) > 1 {
+				what = "platforms"
+			}
+			o.b.Add(report.Finding{Check: MissingPlatform, Severity: report.Error, Subject: subj,
+				Message: fmt.Sprintf("%s serves no manifest for the host image's %s", target, what), Expected: "absent", Actual: strings.Join(q.platforms, ", ")})
+		} else {
+			o.fail(report.Subject{Image: target}, err)
+		}
+		src.Close()
+		return nil, "", nil
+	}
+	return src, target, rep
 }
