@@ -55,32 +55,7 @@ func TestConformanceDockerBuilt(t *testing.T) {
 
 // extract restores a real store capture of fixtures/testdata/stores.
 func extract(t *testing.T, name string) (string, *storetar.Truth) {
-	t.Helper()
-	dir := filepath.Join("..", "fixtures", "testdata", "stores")
-	archive := filepath.Join(dir, name+".tar.gz")
-	if _, err := os.Stat(archive); err != nil {
-		t.Skipf("store capture %s not found (written by `make capture-stores`)", archive)
-	}
-	if !dockertest.IsRoot() {
-		t.Skip("extracting store captures needs root (device nodes, trusted.* xattrs, owners)")
-	}
-	truth, err := storetar.ReadTruth(filepath.Join(dir, name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	root := filepath.Join(t.TempDir(), name)
-	if err := os.Mkdir(root, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	if err := storetar.Extract(f, root); err != nil {
-		t.Fatal(err)
-	}
-	return root, truth
+	return storetar.ExtractCapture(t, name)
 }
 
 // TestConformanceDockerCaptures runs the suite on real dockerd data roots,

@@ -368,32 +368,7 @@ func TestCompareArgumentRules(t *testing.T) {
 // extractStoreCapture restores a real dockerd data root captured by the e2e
 // harness (fixtures/testdata/stores) into a temporary directory.
 func extractStoreCapture(t *testing.T, name string) (string, *storetar.Truth) {
-	t.Helper()
-	dir := filepath.Join("..", "..", "fixtures", "testdata", "stores")
-	archive := filepath.Join(dir, name+".tar.gz")
-	if _, err := os.Stat(archive); err != nil {
-		t.Skipf("store capture %s not found (written by `make capture-stores`); skipping", archive)
-	}
-	if !dockertest.IsRoot() {
-		t.Skip("extracting store captures needs root (device nodes, trusted.* xattrs, owners)")
-	}
-	truth, err := storetar.ReadTruth(filepath.Join(dir, name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	root := filepath.Join(t.TempDir(), "docker")
-	if err := os.Mkdir(root, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	if err := storetar.Extract(f, root); err != nil {
-		t.Fatal(err)
-	}
-	return root, truth
+	return storetar.ExtractCapture(t, name)
 }
 
 // TestCompareRealStoreCapture pushes each image of a real dockerd's

@@ -3,8 +3,6 @@
 package containerd
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,43 +10,11 @@ import (
 	"github.com/layercheck/layercheck/report"
 )
 
-// repoRoot finds the module root above the test's working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	must(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
 
 // extractCapture restores fixtures/testdata/stores/<name>.tar.gz (a real
 // store captured by the e2e harness) and returns its directory and ground truth.
 func extractCapture(t *testing.T, name string) (string, *storetar.Truth) {
-	t.Helper()
-	base := filepath.Join(repoRoot(t), "fixtures", "testdata", "stores", name)
-	f, err := os.Open(base + ".tar.gz")
-	if err != nil {
-		t.Skipf("store capture %s.tar.gz absent (written by make capture-stores): %v", name, err)
-	}
-	defer f.Close()
-	if os.Geteuid() != 0 {
-		t.Skip("extracting store captures needs root (device nodes, trusted.* xattrs, owners)")
-	}
-	truth, err := storetar.ReadTruth(base + ".json")
-	must(t, err)
-	dir := t.TempDir()
-	if err := storetar.Extract(f, dir); err != nil {
-		t.Fatalf("extracting %s: %v", name, err)
-	}
-	return dir, truth
+	return storetar.ExtractCapture(t, name)
 }
 
 func errorsOnly(t *testing.T, rep *report.Report) {

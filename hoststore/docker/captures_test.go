@@ -15,24 +15,7 @@ import (
 // (written by the e2e harness from a real dockerd) into a temporary
 // directory and returns it with the daemon's own answers about it.
 func extractCapture(t *testing.T, name string) (string, *storetar.Truth) {
-	t.Helper()
-	dir := filepath.Join("..", "..", "fixtures", "testdata", "stores")
-	archive := filepath.Join(dir, name+".tar.gz")
-	if _, err := os.Stat(archive); err != nil {
-		t.Skipf("store capture %s not found (written by `make capture-stores`); skipping", archive)
-	}
-	if !dockertest.IsRoot() {
-		t.Skip("extracting store captures needs root (device nodes, trusted.* xattrs, owners)")
-	}
-	truth, err := storetar.ReadTruth(filepath.Join(dir, name+".json"))
-	must(t, err)
-	f, err := os.Open(archive)
-	must(t, err)
-	defer f.Close()
-	root := filepath.Join(t.TempDir(), "docker")
-	must(t, os.Mkdir(root, 0o711))
-	must(t, storetar.Extract(f, root))
-	return root, truth
+	return storetar.ExtractCapture(t, name)
 }
 
 // emptyTar is the diffID of a layer of 1024 zero bytes (layer/empty.go).
