@@ -10,7 +10,6 @@ import (
 	"github.com/layercheck/layercheck/report"
 )
 
-
 // extractCapture restores fixtures/testdata/stores/<name>.tar.gz (a real
 // store captured by the e2e harness) and returns its directory and ground truth.
 func extractCapture(t *testing.T, name string) (string, *storetar.Truth) {
