@@ -163,6 +163,11 @@ func (r *Root) openDirect(clean string) *sizedFile {
 	return &sizedFile{File: f, size: fi.Size()}
 }
 
+// SizedFile wraps a regular file opened by a caller's [FileOpener] with its
+// size at opening (from a stat of the open descriptor), so the rebuild reads
+// it to that size without one more read for the end of the file.
+func SizedFile(f *os.File, size int64) io.ReadCloser { return &sizedFile{File: f, size: size} }
+
 // sizedFile is a regular file with its size at opening, so its reader can
 // stop there instead of reading once more for the end of the file.
 type sizedFile struct {

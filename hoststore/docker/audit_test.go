@@ -321,6 +321,23 @@ func corruptions() []corruption {
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LstatMismatch, entry: "etc/xattr.txt", digest: s.Layers["L0"].ChainID.String()}}
 		}},
+		// A regular file's xattrs are read through the descriptor the
+		// rebuild opens (a file with data) or by path (an empty file).
+		{name: "xattr added to a file", apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, unix.Lsetxattr(s.Path(s.Layers["L0"].Dir+"/etc/hello"), "user.added", []byte("1"), 0))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/hello", digest: s.Layers["L0"].ChainID.String()}}
+		}},
+		{name: "xattr added to an empty file", apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, unix.Lsetxattr(s.Path(s.Layers["L0"].Dir+"/etc/empty"), "user.added", []byte("1"), 0))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/empty", digest: s.Layers["L0"].ChainID.String()}}
+		}},
+		{name: "xattr removed", apply: func(t *testing.T, s *dockertest.Store) {
+			must(t, unix.Lremovexattr(s.Path(s.Layers["L0"].Dir+"/etc/xattr.txt"), "user.spec"))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: LstatMismatch, entry: "etc/xattr.txt", digest: s.Layers["L0"].ChainID.String()}}
+		}},
 		{name: "changed symlink target", apply: func(t *testing.T, s *dockertest.Store) {
 			p := s.Path(s.Layers["L0"].Dir + "/etc/hello.link")
 			must(t, os.Remove(p))

@@ -137,6 +137,7 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 
 	obs := newDiskObserver(env, l, meta, l.RootRel)
 	defer func() { obs.close() }()
+	files = seenOpener{o: obs, next: files}
 	// A full-rootfs layer's replay operations come from this same decode of
 	// its tar-split, for its own walk and those of the layers above it.
 	var produce func(any, int, error, bool)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/tarsplit"
 )
 
 const plnkDir = ".wh..wh.plnk"
@@ -37,6 +39,14 @@ type diskObserver struct {
 	// of the tree other layers wrote are compared as inherited copies.
 	self int
 	seen map[*tnode]bool // tree nodes found on disk by the walk
+	// lastReg is the regular file compare has just lstat'ed, for the
+	// rebuild's open of the same entry right after (seenOpener).
+	lastReg     string
+	lastRegInfo fs.FileInfo
+	// pendingX is that file's xattr comparison, done on the descriptor the
+	// rebuild opens (flistxattr: no path to resolve) or, when it is not
+	// opened, by path before the next entry (settleX).
+	pendingX *attrs
 }
 
 func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
@@ -57,6 +67,7 @@ func (o *diskObserver) add(f report.Finding) { o.fl.Add(o.env.maxPer(), f) }
 
 // Header implements verify.Observer.
 func (o *diskObserver) Header(h *tar.Header) {
+	o.settleX()
 	o.entries++
 	o.sumSize += h.Size
 	clean, ok := CleanEntry(h.Name)
@@ -81,15 +92,70 @@ func (o *diskObserver) Header(h *tar.Header) {
 		o.checkWhiteout(target, h)
 		return
 	}
+	var node *tnode
 	if o.tree != nil {
 		kind := h.Typeflag
 		if n := o.tree.lookup(clean); n != nil && n.explicit {
 			// a second entry for the path: tarsplit reports the duplicate
 			kind = n.kind
 		}
-		o.tree.add(clean, kind, 0)
+		node = o.tree.add(clean, kind, 0)
 	}
-	o.compare(h, clean)
+	o.compare(h, clean, node)
+}
+
+// openSeen opens clean if it is the regular file compare lstat'ed last (the
+// rebuild opens each file right after the observer has seen its header), so
+// the open needs no lstat of its own: O_NOFOLLOW and O_NONBLOCK, and fstat of
+// the descriptor must show the same regular file, or it is closed and the
+// caller's full path (tarsplit.Root.Open) resolves the name. nil: not seen.
+func (o *diskObserver) openSeen(clean string) io.ReadCloser {
+	fi := o.lastRegInfo
+	if fi == nil || o.lastReg != clean {
+		return nil
+	}
+	o.lastReg, o.lastRegInfo = "", nil
+	r, base, err := o.lookup(clean)
+	if err != nil {
+		return nil
+	}
+	f, err := r.OpenFile(base, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	if fi2, err := f.Stat(); err != nil || !fi2.Mode().IsRegular() || !os.SameFile(fi, fi2) {
+		f.Close()
+		return nil
+	}
+	if a := o.pendingX; a != nil && a.clean == clean {
+		o.pendingX = nil
+		got, err := xattrsFd(f, clean)
+		o.compareXattrsGot(a, got, err)
+	}
+	return tarsplit.SizedFile(f, fi.Size())
+}
+
+// settleX compares a pending xattr comparison by path (the file was not
+// opened by the rebuild).
+func (o *diskObserver) settleX() {
+	if a := o.pendingX; a != nil {
+		o.pendingX = nil
+		o.compareXattrs(a)
+	}
+}
+
+// seenOpener is the rebuild's FileOpener: a file the observer has just
+// lstat'ed is opened through openSeen, anything else by next.
+type seenOpener struct {
+	o    *diskObserver
+	next tarsplit.FileOpener
+}
+
+func (s seenOpener) Open(name string) (io.ReadCloser, error) {
+	if f := s.o.openSeen(name); f != nil {
+		return f, nil
+	}
+	return s.next.Open(name)
 }
 
 // lookup returns the directory root of clean and its base name.
@@ -151,15 +217,19 @@ type attrs struct {
 	lower       int // an inherited entry: 1 + the chain index of the lower layer that wrote it; 0: own entry
 	mode        int64
 	UID, GID    int
-	xattrs      map[string]string // nil: not compared
+	xattrs      map[string]string // the header's (nil: none)
+	noXattrs    bool              // xattrs are not compared (an inherited copy)
 }
 
 func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
-	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, UID: o.l.uid(h.Uid), GID: o.l.gid(h.Gid), xattrs: map[string]string{}}
+	a := &attrs{name: h.Name, clean: clean, mode: h.Mode & 07777, UID: o.l.uid(h.Uid), GID: o.l.gid(h.Gid)}
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			if strings.HasPrefix(name, "trusted.") && !o.env.Privileged {
 				continue
+			}
+			if a.xattrs == nil {
+				a.xattrs = map[string]string{}
 			}
 			a.xattrs[name] = v
 		}
@@ -167,8 +237,9 @@ func (o *diskObserver) headerAttrs(h *tar.Header, clean string) *attrs {
 	return a
 }
 
-// compare checks one entry against lstat of its path.
-func (o *diskObserver) compare(h *tar.Header, clean string) {
+// compare checks one entry against lstat of its path; node, when set, is
+// its node of the overlay tree, which keeps what the walk needs of the lstat.
+func (o *diskObserver) compare(h *tar.Header, clean string, node *tnode) {
 	fi, err := o.lstat(clean)
 	if err != nil {
 		o.lstatErr(h, clean, err)
@@ -177,6 +248,9 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 	st, ok := StatOf(fi)
 	if !ok {
 		return
+	}
+	if node != nil {
+		node.disk = &nodeStat{mode: fi.Mode(), size: fi.Size(), dev: st.Dev, ino: st.Ino, nlink: st.Nlink}
 	}
 	if h.Typeflag == tar.TypeLink {
 		o.checkHardlink(h, clean, fi)
@@ -195,6 +269,7 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		if h.Size != fi.Size() {
 			o.mismatch(h.Name, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
 		}
+		o.lastReg, o.lastRegInfo = clean, fi
 	case tar.TypeSymlink:
 		r, base, err := o.lookup(clean)
 		if err == nil {
@@ -219,11 +294,13 @@ func (o *diskObserver) compare(h *tar.Header, clean string) {
 		o.inodes[st.Ino] = a
 		return
 	}
-	o.compareAttrs(a, fi)
+	o.compareAttrs(a, fi, o.lastReg == clean && fi.Mode().IsRegular())
 }
 
 // compareAttrs compares mode, owner and xattrs (symlinks: owner only).
-func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
+// deferX leaves the xattrs to openSeen or settleX (the file the rebuild
+// opens next).
+func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo, deferX bool) {
 	st, _ := StatOf(fi)
 	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink {
@@ -237,13 +314,18 @@ func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo) {
 	if a.GID != st.GID {
 		o.mismatchFrom(a.lower, a.name, "owner gid", fmt.Sprint(a.GID), fmt.Sprint(st.GID))
 	}
-	if !isLink && a.xattrs != nil {
+	switch {
+	case isLink || a.noXattrs || !o.env.XattrOK:
+	case deferX:
+		o.pendingX = a
+	default:
 		o.compareXattrs(a)
 	}
 }
 
 // flush compares the deferred attributes of files with several links.
 func (o *diskObserver) flush() {
+	o.settleX()
 	recs := make([]*attrs, 0, len(o.inodes))
 	for _, a := range o.inodes {
 		recs = append(recs, a)
@@ -251,7 +333,7 @@ func (o *diskObserver) flush() {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].name < recs[j].name })
 	for _, a := range recs {
 		if fi, err := o.lstat(a.clean); err == nil {
-			o.compareAttrs(a, fi)
+			o.compareAttrs(a, fi, false)
 		}
 	}
 	o.inodes = nil
@@ -290,6 +372,9 @@ func (o *diskObserver) checkHardlink(h *tar.Header, clean string, fi fs.FileInfo
 	}
 	rec.UID, rec.GID = ha.UID, ha.GID
 	for k, v := range ha.xattrs {
+		if rec.xattrs == nil {
+			rec.xattrs = map[string]string{}
+		}
 		rec.xattrs[k] = v
 	}
 }
@@ -303,6 +388,12 @@ func (o *diskObserver) compareXattrs(a *attrs) {
 		return
 	}
 	got, err := o.dirs.Xattrs(a.clean)
+	o.compareXattrsGot(a, got, err)
+}
+
+// compareXattrsGot compares the xattrs listed on disk (got, or the error
+// listing them) with the header's.
+func (o *diskObserver) compareXattrsGot(a *attrs, got map[string]string, err error) {
 	if err != nil {
 		o.env.problem(o.subject(a.name), "%v", err)
 		return
@@ -454,27 +545,38 @@ func (w *walker) dir(dr *os.Root, p string, node *tnode) error {
 		if p != "." {
 			cp = p + "/" + name
 		}
-		fi, err := dr.Lstat(name)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) { // else removed while walking (live host)
-				o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "lstat: %v", err)
+		n := node.kids[name]
+		// The entries of an overlay layer's own tar were lstat'ed by
+		// compare a moment ago: the walk takes that, not a second lstat.
+		var fi fs.FileInfo
+		var st Stat
+		var ns nodeStat
+		if n != nil && n.disk != nil && n.hdr == nil {
+			ns = *n.disk
+		} else {
+			var err error
+			if fi, err = dr.Lstat(name); err != nil {
+				if !errors.Is(err, fs.ErrNotExist) { // else removed while walking (live host)
+					o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "lstat: %v", err)
+				}
+				continue
 			}
-			continue
+			st, _ = StatOf(fi)
+			ns = nodeStat{mode: fi.Mode(), size: fi.Size(), dev: st.Dev, ino: st.Ino, nlink: st.Nlink}
 		}
-		st, _ := StatOf(fi)
-		if st.Dev != w.rootDev {
+		isDir := ns.mode.IsDir()
+		if ns.dev != w.rootDev {
 			o.env.problem(report.Subject{Digest: o.l.Digest, Path: o.rootRel, Entry: cp}, "another filesystem is mounted here; not walked")
 			continue
 		}
-		if !fi.IsDir() && fi.Size() > 0 {
-			if st.Nlink <= 1 || !w.inodes[st.Ino] {
-				w.dirSize += fi.Size()
-				if st.Nlink > 1 {
-					w.inodes[st.Ino] = true
+		if !isDir && ns.size > 0 {
+			if ns.nlink <= 1 || !w.inodes[ns.ino] {
+				w.dirSize += ns.size
+				if ns.nlink > 1 {
+					w.inodes[ns.ino] = true
 				}
 			}
 		}
-		n := node.kids[name]
 		if n == nil {
 			o.extra(cp, fi, st, w.whited[cp])
 			continue
@@ -483,10 +585,10 @@ func (w *walker) dir(dr *os.Root, p string, node *tnode) error {
 		if n.hdr != nil && n.layer != o.self {
 			o.compareInherited(w.tree, cp, n, fi, st)
 		}
-		if !n.explicit && !fi.IsDir() {
-			o.add(with(finding(o.env.Checks.Lstat, o.subject(cp), "a directory the tar's entries need is a %s on disk", typeName(fi.Mode())), "directory", typeName(fi.Mode())))
+		if !n.explicit && !isDir {
+			o.add(with(finding(o.env.Checks.Lstat, o.subject(cp), "a directory the tar's entries need is a %s on disk", typeName(ns.mode)), "directory", typeName(ns.mode)))
 		}
-		if !fi.IsDir() {
+		if !isDir {
 			continue
 		}
 		if o.env.Layout.OverlayWhiteouts {
@@ -572,8 +674,8 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 		return
 	}
 	a := o.headerAttrs(h, p)
-	a.name, a.lower, a.xattrs = p, from, nil
-	o.compareAttrs(a, fi)
+	a.name, a.lower, a.xattrs, a.noXattrs = p, from, nil, true
+	o.compareAttrs(a, fi, false)
 }
 
 // extra reports a path on disk the tree does not have.

@@ -2,6 +2,7 @@ package diskcheck
 
 import (
 	"archive/tar"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -23,6 +24,17 @@ type tnode struct {
 	// drivers: the directory of a layer above holds a copy of it); nil for
 	// overlay trees and for headers that did not parse.
 	hdr *tar.Header
+	// disk is what lstat of the path showed when the observer compared the
+	// entry (overlay trees), so the walk need not lstat it again; nil: not
+	// compared.
+	disk *nodeStat
+}
+
+// nodeStat is what the walk of a layer directory needs of an lstat.
+type nodeStat struct {
+	mode            fs.FileMode
+	size            int64
+	dev, ino, nlink uint64
 }
 
 // pathTree holds the entries a layer directory should have: for overlay

@@ -51,6 +51,15 @@ func xattrsAt(dir *os.File, base, name string) (map[string]string, error) {
 	return xattrsOf(p, name, unix.Llistxattr, unix.Lgetxattr)
 }
 
+// xattrsFd lists the extended attributes of an open regular file through
+// its descriptor.
+func xattrsFd(f *os.File, name string) (map[string]string, error) {
+	fd := int(f.Fd())
+	return xattrsOf("", name,
+		func(_ string, buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(_, k string, buf []byte) (int, error) { return unix.Fgetxattr(fd, k, buf) })
+}
+
 func xattrsOf(p, name string, list func(string, []byte) (int, error), get func(string, string, []byte) (int, error)) (map[string]string, error) {
 	buf := make([]byte, 4096)
 	var n int
@@ -68,6 +77,9 @@ func xattrsOf(p, name string, list func(string, []byte) (int, error), get func(s
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing xattrs of %s: %w", name, err)
+	}
+	if n == 0 {
+		return nil, nil // most files: no map, no value buffer
 	}
 	out := map[string]string{}
 	val := make([]byte, 4096)
