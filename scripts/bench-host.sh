@@ -207,7 +207,7 @@ pod() {
   HOME=$TMP/containers/home TMPDIR=$PTMP podman --root "$PROOT" --runroot "$PRUN" --storage-driver overlay \
     --cgroup-manager cgroupfs --events-backend none --tmpdir "$PTMP" "$@"
 }
-psave() { pod save "$IMAGE" -o /dev/null; }
+psave() { pod save -q "$IMAGE" -o /dev/null; }
 paudit() { "$LC" host --root "$PROOT" -q $JOBS_FLAG "$IMAGE" >/dev/null; }
 export -f pod psave daudit paudit dsave
 export TMP
@@ -233,7 +233,8 @@ storage:
 http:
   addr: $addr
 CONF
-  docker-registry serve "$r/config.yml" >"$r/registry.log" 2>&1 &
+  # The registry reads REGISTRY_* variables as configuration: not skopeo's.
+  env -u REGISTRY_AUTH_FILE docker-registry serve "$r/config.yml" >"$r/registry.log" 2>&1 &
   rpid=$!
   PIDS+=("$rpid")
   for i in $(seq 60); do
