@@ -165,7 +165,7 @@ bench_docker() {
   table_row "layercheck host -q IMAGE" daudit
   tar_rows
   summary "docker save" dsave daudit
-  stop_pid "$dpid"
+  stop_pid "$dpid"; PIDS=()
 }
 dsave() { docker save "$IMAGE" >/dev/null; }
 daudit() { "$LC" host --root "$DDATA" -q $JOBS_FLAG "$IMAGE" >/dev/null; }
@@ -198,7 +198,7 @@ bench_podman() {
   audit_clean "$PROOT" "$IMAGE"
   bench_sides podman psave tarside paudit floor gofloor
   table_head "$IMAGE_DESC, containers-storage overlay" psave "podman save"
-  table_row "podman save IMAGE -o /dev/null (podman $(podman --version | awk '{print $3}'))" psave
+  table_row "podman save -q IMAGE -o /dev/null (podman $(podman --version | awk '{print $3}'))" psave
   table_row "layercheck host -q IMAGE" paudit
   tar_rows
   summary "podman save" psave paudit
@@ -218,21 +218,9 @@ bench_registry() {
   export RROOT=$r/storage
   mkdir -p "$RROOT"
   addr=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print("127.0.0.1:%d"%s.getsockname()[1])')
-  cat >"$r/config.yml" <<CONF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $RROOT
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: $addr
-CONF
+  printf '{version: 0.1, log: {level: warn, accesslog: {disabled: true}}, http: {addr: "%s"},
+  storage: {filesystem: {rootdirectory: "%s"}, maintenance: {uploadpurging: {enabled: false}}}}\n' \
+    "$addr" "$RROOT" >"$r/config.yml"
   # The registry reads REGISTRY_* variables as configuration: not skopeo's.
   env -u REGISTRY_AUTH_FILE docker-registry serve "$r/config.yml" >"$r/registry.log" 2>&1 &
   rpid=$!
@@ -245,7 +233,7 @@ CONF
   echo "pushing the image into the private registry (skopeo, gzip)" >&2
   HOME=$TMP/containers/home skopeo --policy "$CONTAINERS_POLICY" copy -q --dest-tls-verify=false \
     "docker-archive:$BENCH/docker-save.tar" "docker://$addr/bench:1"
-  stop_pid "$rpid" # the audit and the floors read the storage offline
+  stop_pid "$rpid"; PIDS=() # the audit and the floors read the storage offline
   BLOBS=$RROOT/docker/registry/v2/blobs
   REG_BLOBS=$(cd "$BLOBS" && find . -name data -type f | sort | tr '\n' ' ')
   export BLOBS REG_BLOBS
