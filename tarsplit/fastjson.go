@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"unicode/utf8"
 )
 
@@ -78,8 +79,8 @@ func keyIndex(key []byte) int {
 
 // parseFast decodes a line of the shape tar-split's JSON packer writes: one
 // object without whitespace whose keys are a subset of the known ones, each
-// spelled exactly and in the packer's order (so none repeats); integers of at
-// most 18 digits without fraction or exponent; "name" a string without escapes
+// spelled exactly and in the packer's order (so none repeats); integers in
+// range, without fraction or exponent; "name" a string without escapes
 // or control bytes whose bytes are valid UTF-8; "name_raw" and "payload" null or
 // a string that base64.StdEncoding decodes. Not both "name" and "name_raw".
 // For every line it accepts, rec is what json.Unmarshal into a jsonEntry gives
@@ -120,13 +121,11 @@ func (rec *rawRecord) parseFast(line []byte) bool {
 		var ok bool
 		switch k {
 		case keyType:
-			rec.typ, i, ok = fastInt(line, i)
+			rec.typ, i, ok = fastIntInt(line, i)
 		case keySize:
-			var v int
-			v, i, ok = fastInt(line, i)
-			rec.size = int64(v)
+			rec.size, i, ok = fastInt(line, i)
 		case keyPosition:
-			rec.pos, i, ok = fastInt(line, i)
+			rec.pos, i, ok = fastIntInt(line, i)
 			rec.hasPos = true
 		case keyName:
 			name, i, ok = fastString(line, i)
@@ -177,26 +176,38 @@ func (rec *rawRecord) parseFast(line []byte) bool {
 	return true
 }
 
-// fastInt reads a JSON integer at line[i:] that fits in 18 digits (so in an
-// int64, and in an int on 64-bit platforms where tar-split runs): -?(0|[1-9][0-9]*).
-func fastInt(line []byte, i int) (v, next int, ok bool) {
+// fastInt reads a JSON integer at line[i:], -?(0|[1-9][0-9]*), that fits in
+// an int64 (what strconv.ParseInt, which encoding/json uses, accepts).
+func fastInt(line []byte, i int) (v int64, next int, ok bool) {
 	neg := i < len(line) && line[i] == '-'
 	if neg {
 		i++
 	}
 	start := i
-	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
-		v = v*10 + int(line[i]-'0')
+	var u uint64
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' && i-start < 20 {
+		u = u*10 + uint64(line[i]-'0')
 		i++
 	}
 	digits := i - start
-	if digits == 0 || digits > 18 || (digits > 1 && line[start] == '0') || ^uint(0)>>32 == 0 && digits > 9 {
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++
+	}
+	// 19 digits cannot wrap a uint64; more are out of range anyway.
+	if digits == 0 || digits > 19 || (digits > 1 && line[start] == '0') || u > limit {
 		return 0, i, false
 	}
 	if neg {
-		v = -v
+		return -int64(u), i, true
 	}
-	return v, i, true
+	return int64(u), i, true
+}
+
+// fastIntInt is fastInt for an int field (json refuses values past the int's size).
+func fastIntInt(line []byte, i int) (v, next int, ok bool) {
+	w, next, ok := fastInt(line, i)
+	return int(w), next, ok && int64(int(w)) == w
 }
 
 // fastString reads a JSON string at line[i:] that has no escapes, returning its
