@@ -336,16 +336,27 @@ func benchLayer(b *testing.B) (gz, plain []byte, records int) {
 }
 
 // BenchmarkDecode decodes a realistic tar-split with encoding/json only and with
-// the fast path, from the gzip file and from the plain JSON lines (the decode alone).
+// the fast path: from the gzip file, from the plain JSON lines, and the JSON
+// decoding of each line alone.
 func BenchmarkDecode(b *testing.B) {
 	gz, plain, records := benchLayer(b)
-	for _, src := range []string{"gz", "plain"} {
+	lines := bytes.Split(bytes.TrimSuffix(plain, []byte("\n")), []byte("\n"))
+	for _, src := range []string{"gz", "plain", "parse"} {
 		for _, path := range []string{"json", "fast"} {
 			b.Run(src+"/"+path, func(b *testing.B) {
 				var ms0, ms1 runtime.MemStats
 				runtime.ReadMemStats(&ms0)
 				b.ResetTimer()
 				for range b.N {
+					if src == "parse" { // the JSON decoding alone
+						for _, l := range lines {
+							var rec rawRecord
+							if err := rec.parse(l, path == "json"); err != nil {
+								b.Fatal(err)
+							}
+						}
+						continue
+					}
 					var r *Reader
 					if src == "gz" {
 						var err error
