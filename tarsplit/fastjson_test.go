@@ -43,17 +43,7 @@ func sameAsJSON(t testing.TB, line []byte) (fast bool) {
 func decodeAll(data []byte, slow bool) ([]*Entry, error) {
 	r := OpenJSON(bytes.NewReader(data))
 	r.noFast = slow
-	var out []*Entry
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, e)
-	}
+	return entriesOf(r)
 }
 
 // sameStream checks that the Reader gives the same entries and error with and
