@@ -103,7 +103,7 @@ func (r *Root) Close() error {
 // Open opens name read-only inside the root. Symlinks are followed only while
 // they stay inside the root.
 func (r *Root) Open(name string) (io.ReadCloser, error) {
-	clean, why := cleanName([]byte(name))
+	clean, why := cleanName(name)
 	if why != "" {
 		return nil, &UnsafePathError{Name: name, Position: -1, Reason: why}
 	}
@@ -352,7 +352,7 @@ func assembleFile(ctx context.Context, st *AssembleStats, e *Entry, root FileOpe
 	if e.Size == 0 {
 		return nil
 	}
-	clean, _ := cleanName(e.Name)
+	clean, _ := cleanName(string(e.Name))
 	if headerOnly(e.Typeflag, e.Name) {
 		reason := fmt.Sprintf("header type %q has size %d but carries no data; tar-split would open and copy the path, so Docker cannot rebuild this layer", e.Typeflag, e.Size)
 		if !bytes.Equal(e.Payload, emptyCRC) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +33,7 @@ type Reader struct {
 	err     error // sticky
 	track   *tracker
 	lineBuf []byte
+	noFast  bool // decode every record with encoding/json (tests, benchmarks)
 }
 
 // Open starts decoding a tar-split.json.gz stream. It fails only when the gzip
@@ -52,7 +52,8 @@ func OpenJSON(r io.Reader) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, 64<<10), track: newTracker(true)}
 }
 
-// jsonEntry is a record as tar-split's JSON packer writes it.
+// jsonEntry is a record as tar-split's JSON packer writes it; the fallback
+// decoder of [rawRecord.parse].
 type jsonEntry struct {
 	Type     int    `json:"type"`
 	Name     string `json:"name"`
@@ -136,48 +137,45 @@ func describeGzip(err error) error {
 }
 
 func (r *Reader) decode(line []byte) (*Entry, error) {
-	var je jsonEntry
-	if err := json.Unmarshal(line, &je); err != nil {
+	var rec rawRecord
+	if err := rec.parse(line, r.noFast); err != nil {
 		return nil, &FormatError{Line: r.line, Err: fmt.Errorf("malformed JSON record: %w", err)}
 	}
 	bad := func(format string, args ...any) error {
 		return &FormatError{Line: r.line, Err: fmt.Errorf(format, args...)}
 	}
-	if je.Position == nil {
+	if !rec.hasPos {
 		return nil, bad("record has no position")
 	}
-	if *je.Position != r.pos {
-		return nil, bad("position %d out of order, want %d", *je.Position, r.pos)
+	if rec.pos != r.pos {
+		return nil, bad("position %d out of order, want %d", rec.pos, r.pos)
 	}
-	if int64(len(je.Payload)) > maxSegment {
-		return nil, bad("payload of %d bytes over the limit of %d: %w", len(je.Payload), maxSegment, ErrLimit)
+	if int64(len(rec.payload)) > maxSegment {
+		return nil, bad("payload of %d bytes over the limit of %d: %w", len(rec.payload), maxSegment, ErrLimit)
 	}
-	e := &Entry{Type: Type(je.Type), Position: r.pos, Line: r.line}
+	e := &Entry{Type: Type(rec.typ), Position: r.pos, Line: r.line}
 	switch e.Type {
 	case SegmentEntry:
-		if je.Name != "" || len(je.NameRaw) > 0 || je.Size != 0 {
+		if len(rec.name) > 0 || rec.size != 0 {
 			return nil, bad("segment record with a name or size")
 		}
-		e.Payload = je.Payload
-		r.track.segment(e, je.Payload)
+		e.Payload = rec.payload
+		r.track.segment(e, rec.payload)
 	case FileEntry:
-		e.Name = je.NameRaw
-		if len(e.Name) == 0 {
-			e.Name = []byte(je.Name)
+		e.Name = rec.name
+		if rec.size < 0 {
+			return nil, bad("file %q has negative size %d", e.Name, rec.size)
 		}
-		if je.Size < 0 {
-			return nil, bad("file %q has negative size %d", e.Name, je.Size)
-		}
-		e.Size = je.Size
-		if je.Size > 0 {
-			if len(je.Payload) != CRCSize {
-				return nil, bad("file %q: checksum payload is %d bytes, want %d", e.Name, len(je.Payload), CRCSize)
+		e.Size = rec.size
+		if rec.size > 0 {
+			if len(rec.payload) != CRCSize {
+				return nil, bad("file %q: checksum payload is %d bytes, want %d", e.Name, len(rec.payload), CRCSize)
 			}
-			e.Payload = je.Payload
+			e.Payload = rec.payload
 		}
 		r.track.file(e)
 	default:
-		return nil, bad("unknown record type %d", je.Type)
+		return nil, bad("unknown record type %d", rec.typ)
 	}
 	r.pos++
 	return e, nil

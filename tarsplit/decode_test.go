@@ -17,6 +17,11 @@ func readAll(t *testing.T, ts []byte) ([]*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return entriesOf(r)
+}
+
+// entriesOf reads r to its end.
+func entriesOf(r *Reader) ([]*Entry, error) {
 	var out []*Entry
 	for {
 		e, err := r.Next()

@@ -16,7 +16,10 @@
 //     the line), bounded in memory (a record may not exceed [MaxSegmentSize] of
 //     payload) and flags, without failing, the two things tar-split's own rules or
 //     a careful reader would refuse: duplicate cleaned names and names that climb
-//     out of the layer root.
+//     out of the layer root. Lines of the exact shape tar-split's packer writes
+//     are parsed by hand (no library decodes this fixed schema faster with the
+//     same strictness); any other line falls back to encoding/json, so results
+//     and errors are always exactly encoding/json's.
 //   - [Assemble] rebuilds the tar stream the way Docker's TarStream does, but never
 //     stops at the first damaged file: checksum mismatches, missing files and unsafe
 //     names are recorded as typed errors in [AssembleStats] and the stream is still

@@ -112,8 +112,7 @@ func headerOnly(typeflag byte, name []byte) bool {
 // cleanName returns the name the way reassembly uses it: relative to the layer
 // root, cleaned, slash-separated. unsafe is non-empty when the name climbs out
 // of the root or cannot be a path.
-func cleanName(name []byte) (clean string, unsafe string) {
-	n := string(name)
+func cleanName(n string) (clean string, unsafe string) {
 	if strings.IndexByte(n, 0) >= 0 {
 		return "", "name contains a NUL byte"
 	}
@@ -167,11 +166,12 @@ func (t *tracker) file(e *Entry) {
 	t.typeflag, t.sparse = 0, false
 	t.run.Reset()
 	t.runSize = 0
-	if _, why := cleanName(e.Name); why != "" {
+	name := string(e.Name) // one conversion for both checks
+	if _, why := cleanName(name); why != "" {
 		e.Unsafe, e.UnsafeReason = true, why
 	}
 	if t.seen != nil {
-		key := filepath.Clean(string(e.Name)) // tar-split's own rule
+		key := filepath.Clean(name) // tar-split's own rule
 		if _, ok := t.seen[key]; ok {
 			e.Duplicate = true
 		} else {

@@ -126,7 +126,7 @@ func writeTar(entries []tarEntry) ([]byte, error) {
 
 // tarSplitOf disassembles a tar with tar-split's own packer, as Docker's
 // layer store does, and returns the tar-split.json.gz bytes.
-func tarSplitOf(t *testing.T, tarball []byte) []byte {
+func tarSplitOf(t testing.TB, tarball []byte) []byte {
 	t.Helper()
 	var gzbuf bytes.Buffer
 	gz := gzip.NewWriter(&gzbuf)
@@ -161,7 +161,7 @@ func gzLines(t *testing.T, lines ...string) []byte {
 }
 
 // gunzip returns the JSON lines of a tar-split.json.gz.
-func gunzipLines(t *testing.T, b []byte) []string {
+func gunzipLines(t testing.TB, b []byte) []string {
 	t.Helper()
 	gz, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
