@@ -163,10 +163,13 @@ func (r *Root) openDirect(clean string) *sizedFile {
 	return &sizedFile{File: f, size: fi.Size()}
 }
 
-// SizedFile wraps a regular file opened by a caller's [FileOpener] with its
-// size at opening (from a stat of the open descriptor), so the rebuild reads
-// it to that size without one more read for the end of the file.
-func SizedFile(f *os.File, size int64) io.ReadCloser { return &sizedFile{File: f, size: size} }
+// SizedReader is what a [FileOpener] may return for a regular file whose
+// size at opening it knows (from fstat of the open descriptor): the rebuild
+// reads it to that size, without one more read for the end of the file.
+type SizedReader interface {
+	io.ReadCloser
+	SizeAtOpen() int64
+}
 
 // sizedFile is a regular file with its size at opening, so its reader can
 // stop there instead of reading once more for the end of the file.
@@ -174,6 +177,8 @@ type sizedFile struct {
 	*os.File
 	size int64
 }
+
+func (f *sizedFile) SizeAtOpen() int64 { return f.size }
 
 // classifyRootErr turns os.Root's escape refusal into an UnsafePathError.
 func classifyRootErr(name string, err error) error {
@@ -384,8 +389,8 @@ func assembleFile(ctx context.Context, st *AssembleStats, e *Entry, root FileOpe
 	crc.Reset()
 	var n int64
 	size := int64(-1) // the size at opening, when known: no read for the end
-	if sf, ok := f.(*sizedFile); ok {
-		size = sf.size
+	if sf, ok := f.(SizedReader); ok {
+		size = sf.SizeAtOpen()
 	}
 	for size != 0 {
 		if err := ctx.Err(); err != nil {

@@ -106,33 +106,31 @@ func (o *diskObserver) Header(h *tar.Header) {
 
 // openSeen opens clean if it is the regular file compare lstat'ed last (the
 // rebuild opens each file right after the observer has seen its header), so
-// the open needs no lstat of its own: O_NOFOLLOW and O_NONBLOCK, and fstat of
-// the descriptor must show the same regular file, or it is closed and the
-// caller's full path (tarsplit.Root.Open) resolves the name. nil: not seen.
+// the open needs no lstat of its own: openRegularAt opens it in its
+// directory with O_NOFOLLOW and O_NONBLOCK, and fstat of the descriptor must
+// show the same regular file, or the caller's full path (tarsplit.Root.Open)
+// resolves the name. nil: not seen.
 func (o *diskObserver) openSeen(clean string) io.ReadCloser {
 	fi := o.lastRegInfo
 	if fi == nil || o.lastReg != clean {
 		return nil
 	}
 	o.lastReg, o.lastRegInfo = "", nil
-	r, base, err := o.lookup(clean)
+	dir, base := SplitDirBase(clean)
+	d, err := o.dirs.dirFile(dir)
 	if err != nil {
 		return nil
 	}
-	f, err := r.OpenFile(base, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil
-	}
-	if fi2, err := f.Stat(); err != nil || !fi2.Mode().IsRegular() || !os.SameFile(fi, fi2) {
-		f.Close()
+	f := openRegularAt(d, base, fi)
+	if f == nil {
 		return nil
 	}
 	if a := o.pendingX; a != nil && a.clean == clean {
 		o.pendingX = nil
-		got, err := xattrsFd(f, clean)
+		got, err := f.xattrs(clean)
 		o.compareXattrsGot(a, got, err)
 	}
-	return tarsplit.SizedFile(f, fi.Size())
+	return f
 }
 
 // settleX compares a pending xattr comparison by path (the file was not

@@ -5,6 +5,7 @@ package diskcheck
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -51,13 +52,62 @@ func xattrsAt(dir *os.File, base, name string) (map[string]string, error) {
 	return xattrsOf(p, name, unix.Llistxattr, unix.Lgetxattr)
 }
 
-// xattrsFd lists the extended attributes of an open regular file through
-// its descriptor.
-func xattrsFd(f *os.File, name string) (map[string]string, error) {
-	fd := int(f.Fd())
+// fdFile is a regular file of a layer directory open for the rebuild on a
+// bare descriptor: an os.File would try to register each one with the
+// runtime's poller (one more system call per file, always refused for a
+// regular file) and allocate for it.
+type fdFile struct {
+	fd   int
+	size int64 // at opening
+	name string
+}
+
+// openRegularAt opens base in the open directory dir if it is still the
+// regular file want (the observer's lstat): no symlink followed, no blocking
+// on a FIFO swapped in, and fstat of the descriptor must show want's inode.
+// nil: not that file (the caller resolves the name its own way).
+func openRegularAt(dir *os.File, base string, want fs.FileInfo) *fdFile {
+	ws, ok := want.Sys().(*syscall.Stat_t)
+	if !ok || base == "." || base == ".." || strings.Contains(base, "/") {
+		return nil
+	}
+	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != ws.Ino || uint64(st.Dev) != uint64(ws.Dev) {
+		unix.Close(fd)
+		return nil
+	}
+	return &fdFile{fd: fd, size: st.Size, name: base}
+}
+
+func (f *fdFile) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(f.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f *fdFile) Close() error { return unix.Close(f.fd) }
+
+// SizeAtOpen implements tarsplit.SizedReader.
+func (f *fdFile) SizeAtOpen() int64 { return f.size }
+
+// xattrs lists the file's extended attributes through its descriptor.
+func (f *fdFile) xattrs(name string) (map[string]string, error) {
 	return xattrsOf("", name,
-		func(_ string, buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
-		func(_, k string, buf []byte) (int, error) { return unix.Fgetxattr(fd, k, buf) })
+		func(_ string, buf []byte) (int, error) { return unix.Flistxattr(f.fd, buf) },
+		func(_, k string, buf []byte) (int, error) { return unix.Fgetxattr(f.fd, k, buf) })
 }
 
 func xattrsOf(p, name string, list func(string, []byte) (int, error), get func(string, string, []byte) (int, error)) (map[string]string, error) {

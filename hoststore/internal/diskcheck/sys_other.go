@@ -4,6 +4,7 @@ package diskcheck
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 )
@@ -26,6 +27,11 @@ func ProcUsable() bool { return false }
 // SeesTrustedXattrs: without capabilities to ask about, root is taken to see them.
 func SeesTrustedXattrs() bool { return os.Geteuid() == 0 }
 
-func xattrsFd(*os.File, string) (map[string]string, error) {
+// fdFile is Linux only; openRegularAt never opens one here.
+type fdFile struct{ io.ReadCloser }
+
+func openRegularAt(*os.File, string, fs.FileInfo) *fdFile { return nil }
+
+func (*fdFile) xattrs(string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
