@@ -107,3 +107,38 @@ func TestTarSplitReadOnceMisaligned(t *testing.T) {
 		})
 	}
 }
+
+// TestManyImagesSharedLayers: the work of an audit grows with the distinct
+// layers of the store, not with images × layers: ten images built on the
+// prefixes of one chain of four layers open four tar-splits, each once.
+func TestManyImagesSharedLayers(t *testing.T) {
+	const depth, images = 4, 10
+	for _, driver := range []string{"vfs", "overlay2"} {
+		t.Run(driver, func(t *testing.T) {
+			spec := chainSpec(driver, depth)
+			chain := spec.Images[0].Layers
+			for i := 1; i < images; i++ {
+				spec.Images = append(spec.Images, dockertest.ImageSpec{
+					Key: fmt.Sprintf("img%d", i), Refs: []string{fmt.Sprintf("img%d:1", i)},
+					Layers: chain[:1+i%depth], EmptyHistory: i,
+				})
+			}
+			s := dockertest.Build(t, spec)
+			opens := countTarSplitOpens(t)
+			r := runAudit(t, s.Root, Options{Jobs: 2})
+			requireClean(t, r)
+			if len(r.Images) != images {
+				t.Fatalf("%d images in the report, want %d", len(r.Images), images)
+			}
+			got := opens()
+			if len(got) != depth {
+				t.Errorf("%d tar-splits opened, want %d (the distinct layers): %v", len(got), depth, got)
+			}
+			for rel, n := range got {
+				if n != 1 {
+					t.Errorf("%s/tar-split.json.gz opened %d times, want once", rel, n)
+				}
+			}
+		})
+	}
+}
