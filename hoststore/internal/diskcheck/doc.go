@@ -23,6 +23,13 @@
 // is rebuilt and its tar-splits decoded again). Backends check full-rootfs
 // layers parents first so a layer's own rebuild is the decode its children use.
 //
+// Each entry costs one lstat: the observer's. The rebuild opens the regular
+// file the observer has just lstat'ed in its directory, on a bare descriptor
+// (O_NOFOLLOW|O_NONBLOCK, and fstat must show the same inode: a device node
+// is never opened), lists its xattrs on that descriptor, and the walk for
+// extra entries takes the observer's results from the path tree instead of a
+// second lstat.
+//
 // The pieces containerd's snapshot check shares are exported on their own
 // (diskcheck.go): lstat fields, xattrs read without opening the file, tar
 // type and mode names, path cleaning, and overlayfs's whiteout and opaque
