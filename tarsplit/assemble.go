@@ -5,17 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
-)
 
-// crcTable is CRC-64 with the ISO polynomial, tar-split's storage.CRCTable.
-var crcTable = crc64.MakeTable(crc64.ISO)
+	"github.com/layercheck/layercheck/internal/crc64iso"
+)
 
 // emptyCRC is the CRC tar-split records for a header-only entry with Size > 0
 // (the reader returns no data for it).
@@ -309,7 +307,7 @@ func AssembleFrom(ctx context.Context, tr EntrySource, root FileOpener, w io.Wri
 	var st AssembleStats
 	cw := &countWriter{w: w}
 	buf := make([]byte, copyBufSize)
-	crc := crc64.New(crcTable)
+	crc := crc64iso.New() // tar-split's CRC-64/ISO (storage.CRCTable), with PCLMULQDQ where the CPU has it
 	lastEmpty := false
 	for {
 		if err := ctx.Err(); err != nil {

@@ -3,9 +3,9 @@ package tarsplit
 import (
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 
+	"github.com/layercheck/layercheck/internal/crc64iso"
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
 )
@@ -245,7 +245,7 @@ type crcPutter struct {
 }
 
 func (fp *crcPutter) Put(name string, r io.Reader) (int64, []byte, error) {
-	c := crc64.New(crcTable)
+	c := crc64iso.New()
 	var n int64
 	for {
 		nr, err := r.Read(fp.buf[:])
