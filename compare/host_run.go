@@ -74,7 +74,11 @@ type hostSource struct {
 	ref    string // what is verified
 	repo   string // full repository name (distribution metadata's SourceRepository)
 	pulled string // the host's recorded repo digest reference ("" when none)
-	tag    string // the host's tag in that repository ("" when none)
+	// also are the other digests the host records in that repository (a
+	// load and a pull, an index and its platform manifest): the tag serving
+	// any of them has not moved.
+	also []string
+	tag  string // the host's tag in that repository ("" when none)
 }
 
 // dockerImage compares one image of a Docker classic store; it returns the
@@ -98,7 +102,7 @@ func dockerImage(ctx context.Context, st *docker.Store, reg Registry, o *outcome
 	}
 	// With --remote the user chose what to compare with; otherwise the
 	// digest the host pulled, while the registry still serves it.
-	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, target: hs.ref,
+	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, also: hs.also, target: hs.ref,
 		preferPulled: opts.Remote == "", platforms: []string{img.Platform()}, caps: c}, opts)
 	if regSrc == nil {
 		return ""
@@ -460,9 +464,12 @@ func modelSource(name, remote string, img *store.Image) (hostSource, error) {
 		}
 		hs := hostSource{ref: remote, repo: r.Name()}
 		for _, d := range img.RepoDigests {
-			if ref.RepositoryOf(d) == hs.repo {
+			switch {
+			case ref.RepositoryOf(d) != hs.repo:
+			case hs.pulled == "":
 				hs.pulled = d
-				break
+			default:
+				hs.also = append(hs.also, d)
 			}
 		}
 		if r.Tag != "" && r.Digest == "" {
@@ -482,6 +489,11 @@ func modelSource(name, remote string, img *store.Image) (hostSource, error) {
 		}
 	}
 	hs := hostSource{ref: pick, repo: ref.RepositoryOf(pick), pulled: pick}
+	for _, d := range img.RepoDigests {
+		if d != pick && ref.RepositoryOf(d) == hs.repo {
+			hs.also = append(hs.also, d)
+		}
+	}
 	for _, n := range img.Names {
 		r, err := ref.Parse(n)
 		if err != nil || r.Name() != hs.repo || r.Tag == "" {
@@ -514,7 +526,7 @@ func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, n
 	if img.Platform != "" {
 		platforms = []string{img.Platform}
 	}
-	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, target: hs.ref,
+	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, also: hs.also, target: hs.ref,
 		preferPulled: opts.Remote == "", platforms: platforms}, opts)
 	if regSrc == nil {
 		return
@@ -576,9 +588,10 @@ func StoreImage(subject string, want report.Image, host store.Image) Result {
 
 // registryQuery says what the registry side of a host form compares with.
 type registryQuery struct {
-	tag, pulled  string // checked for a moved tag when both are set
-	target       string // compared with when the tag did not move
-	preferPulled bool   // a moved tag: compare with the pulled digest while served
+	tag, pulled  string   // checked for a moved tag when both are set
+	also         []string // other digests the host records in the tag's repository
+	target       string   // compared with when the tag did not move
+	preferPulled bool     // a moved tag: compare with the pulled digest while served
 	platforms    []string
 	caps         *captures // tar-split captures of --deep, or nil
 }
@@ -593,7 +606,7 @@ func registrySide(ctx context.Context, reg Registry, o *outcome, subj report.Sub
 	var src source.Source
 	if q.tag != "" && q.pulled != "" {
 		var stop bool
-		if src, target, stop = checkTag(ctx, reg, &o.b, subj, q.tag, q.pulled, target, q.preferPulled); stop {
+		if src, target, stop = checkTag(ctx, reg, &o.b, subj, q.tag, q.pulled, q.also, target, q.preferPulled); stop {
 			return nil, "", nil
 		}
 	}

@@ -212,19 +212,30 @@ func resolveDigest(ctx context.Context, reg Registry, r string) (source.Source, 
 
 // checkTag is the tag-moved check of every store: it resolves tagRef in the
 // registry and compares its digest with pulledRef's (repo@digest, what the
-// host recorded when it pulled). A moved tag is an error finding with both
+// host recorded when it pulled) and, should they differ, with also's (the
+// other digests the host records in that repository). A moved tag is an
+// error finding with both
 // digests, a tag that cannot be resolved a warning. It returns the registry
 // source to compare with and the reference it names: the pulled digest when
 // preferPulled and the registry still serves it, else what the tag serves
 // now; when the tag did not move, nil and the caller's target (the caller
 // opens it). stop is true when the context was cancelled.
 func checkTag(ctx context.Context, reg Registry, b *report.Builder, subj report.Subject,
-	tagRef, pulledRef, target string, preferPulled bool) (src source.Source, to string, stop bool) {
+	tagRef, pulledRef string, also []string, target string, preferPulled bool) (src source.Source, to string, stop bool) {
 	var pulled string
 	if p, err := ref.Parse(pulledRef); err == nil {
 		pulled = p.Digest.String()
 	}
 	tagSrc, now, err := resolveDigest(ctx, reg, tagRef)
+	if err == nil && now.String() != pulled && recordedDigest(also, now.String()) {
+		// The tag serves another digest the host records for this image
+		// in the repository: it has not moved. Compared with what it serves.
+		if target == tagRef || target == pulledRef {
+			return tagSrc, tagRef, false
+		}
+		tagSrc.Close()
+		return nil, target, false
+	}
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
@@ -254,6 +265,17 @@ func checkTag(ctx context.Context, reg Registry, b *report.Builder, subj report.
 	}
 	b.Add(report.Finding{Check: TagMoved, Severity: report.Error, Subject: subj, Message: msg, Expected: now.String(), Actual: pulled})
 	return src, to, false
+}
+
+// recordedDigest reports whether one of the digest references refs has the
+// digest d.
+func recordedDigest(refs []string, d string) bool {
+	for _, r := range refs {
+		if p, err := ref.Parse(r); err == nil && p.Digest.String() == d {
+			return true
+		}
+	}
+	return false
 }
 
 // pickImage chooses the registry image to compare: the one with the host's

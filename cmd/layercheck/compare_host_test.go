@@ -213,6 +213,38 @@ func TestCompareHostTagMoved(t *testing.T) {
 	}
 }
 
+// TestCompareHostSeveralRecordedDigests: a store that records two digests of
+// the image in the repository (a load and a pull, an index and its
+// platform manifest) compares with the tag serving either: the tag has not
+// moved when it serves the one that is not first in the store's order.
+func TestCompareHostSeveralRecordedDigests(t *testing.T) {
+	s, rr, _, _ := pulledStore(t, "vfs")
+	app := s.Images["app"]
+	path := s.Path(s.ImageRel() + "/repositories.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Repositories map[string]map[string]string }
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// A digest the registry does not serve, first in the store's order.
+	stale := rr.host + "/app@sha256:" + strings.Repeat("0", 64)
+	doc.Repositories[rr.host+"/app"][stale] = app.ID.String()
+	b, _ = json.Marshal(doc)
+	dockertest.WriteFile(t, path, b, 0o600)
+
+	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, app.ID.String())
+	if code != ExitOK {
+		t.Fatalf("exit %d, want %d; stderr %s\n%s", code, ExitOK, errOut, out)
+	}
+	rep := jsonReport(t, out)
+	if rep.Summary.Errors != 0 || rep.Summary.Warnings != 0 || len(rep.Problems) != 0 {
+		t.Fatalf("%d errors, %d warnings, problems %+v\n%s", rep.Summary.Errors, rep.Summary.Warnings, rep.Problems, findingsText(rep))
+	}
+}
+
 func TestCompareHostNoRegistrySource(t *testing.T) {
 	s := dockertest.Build(t, dockertest.DefaultSpec("vfs", dockertest.IsRoot()))
 	// legacy:latest was loaded, never pulled: no repo digest.
