@@ -4,7 +4,9 @@
 //   - [Artifact]: a docker save or OCI layout against a registry image;
 //   - [HostImages]: images of a host store (store.Store, opened once) against
 //     their registry sources, the tag-moved check first;
-//   - [Sources]: registry images, saves or layouts against a Docker layer store.
+//   - [Sources]: registry images, saves or layouts against a store (Docker's
+//     layer store in depth: layerdb and tar-splits; any other by content:
+//     config digest, diffIDs, chainIDs).
 //
 // Each verifies both sides with the shared verifier (each layer read once per
 // side), returns a report and the first "could not compare" error, and talks

@@ -58,14 +58,51 @@ func HostImages(ctx context.Context, st store.Store, reg Registry, images []stri
 			containerdImage(ctx, s, reg, o, name, opts)
 		}
 	default:
+		if err := deepSupported(st, opts); err != nil {
+			return nil, err
+		}
+		var deep []string
 		for _, name := range images {
 			if ctx.Err() != nil {
 				break
 			}
-			modelImage(ctx, st, reg, o, name, opts)
+			if id := modelImage(ctx, st, reg, o, name, opts); id != "" {
+				deep = append(deep, id)
+			}
 		}
+		deepModel(ctx, st, o, deep, opts)
 	}
 	return o.finish(ctx, strings.Join(images, ", ")+" vs registry")
+}
+
+// deepSupported refuses --deep for a store that cannot audit a selection
+// of its images (every store layercheck opens can; the check keeps --deep
+// from being ignored).
+func deepSupported(st store.Store, opts Options) error {
+	if _, ok := st.(store.Selector); opts.Deep && !ok {
+		return &ArgumentError{fmt.Errorf("--deep: a %s store cannot audit a selection of its images; audit it with layercheck host --root %s", st.Kind(), st.Root())}
+	}
+	return nil
+}
+
+// deepModel is --deep for a store known through the store model: one audit
+// of the images compared (ids), so layers they share are rebuilt once.
+func deepModel(ctx context.Context, st store.Store, o *outcome, ids []string, opts Options) {
+	sel, ok := st.(store.Selector)
+	if !opts.Deep || !ok || len(ids) == 0 || ctx.Err() != nil {
+		return
+	}
+	sub, err := sel.SelectImages(ids)
+	if err != nil {
+		o.fail(report.Subject{Path: st.String()}, err)
+		return
+	}
+	defer sub.Close()
+	hb := &report.Builder{}
+	if err := sub.Audit(ctx, hb); err != nil {
+		o.fail(report.Subject{Path: sub.String()}, err)
+	}
+	o.merge(hb.Finish("host", sub.String(), opts.Version))
 }
 
 // hostSource is the registry reference a host image is compared with, and
@@ -342,16 +379,19 @@ type NamedSource struct {
 }
 
 // Sources checks sources (registry references, docker saves, OCI layouts)
-// against a Docker classic store (`layercheck compare store`): from each
-// source's bytes, every layer's diffID, chainID and tar-split, captured in
-// the one pass that verifies it; then the host image by config digest (or
-// name), every chainID's layerdb record and tar-split.json.gz. With
-// opts.Deep the matching host images are rebuilt from disk in one audit.
+// against a store (`layercheck compare store`). Against Docker's classic
+// store: from each source's bytes, every layer's diffID, chainID and
+// tar-split, captured in the one pass that verifies it; then the host image
+// by config digest (or name), every chainID's layerdb record and
+// tar-split.json.gz. Against any other store, through the store model
+// (modelSources): the image by config digest (or name), its config digest,
+// diffIDs and chainIDs. With opts.Deep the matching host images are audited
+// from disk in one audit.
 func Sources(ctx context.Context, st store.Store, srcs []NamedSource, opts Options) (*report.Report, error) {
 	o := &outcome{version: opts.Version}
 	ds, ok := st.(*docker.Store)
 	if !ok {
-		return nil, &ArgumentError{fmt.Errorf("compare store checks sources against Docker's classic (graph-driver) layer store; %s is a %s store (compare host compares its images with their registry sources)", st.Root(), st.Kind())}
+		return modelSources(ctx, st, o, srcs, opts)
 	}
 	var names []string
 	var deep []string
@@ -394,7 +434,7 @@ func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSou
 	var found []string
 	for _, im := range imgs {
 		subj := report.Subject{Image: im.Name, Platform: im.Platform}
-		host, how := lookupHost(st, im)
+		host, how := lookupHost(ctx, st, im)
 		if host != nil {
 			found = append(found, host.ID.String())
 			if how != "config" {
@@ -422,6 +462,13 @@ func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSou
 			o.b.AddImage(HostReportImage(host))
 		}
 	}
+	reportMissing(o, missing, found)
+	return found
+}
+
+// reportMissing files the source images no host image matched: an error,
+// or information when another platform of the source is on the host.
+func reportMissing(o *outcome, missing []report.Image, found []string) {
 	for _, im := range missing {
 		sev := report.Error
 		msg := "the host store holds no image with the source's config digest (image ID), nor one of its names"
@@ -431,14 +478,82 @@ func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSou
 		}
 		o.b.Add(report.Finding{Check: HostImage, Severity: sev, Subject: report.Subject{Image: im.Name, Platform: im.Platform}, Message: msg, Expected: im.ConfigDigest, Actual: "absent"})
 	}
-	return found
 }
 
-// lookupHost finds the host image of a source image: by config digest,
+// modelSources is Sources for a store known through the store model
+// (containerd, containers-storage, a registry's storage): each source's
+// images are verified, found in the store by config digest (else by name)
+// and compared by content: config digest, every diffID and chainID (not the
+// manifest or compressed digests: a source need not be the registry image
+// the store pulled). With opts.Deep the images found are audited, once for
+// all.
+func modelSources(ctx context.Context, st store.Store, o *outcome, srcs []NamedSource, opts Options) (*report.Report, error) {
+	if err := deepSupported(st, opts); err != nil {
+		return nil, err
+	}
+	var names, deep []string
+	for _, src := range srcs {
+		names = append(names, src.Name)
+		if ctx.Err() != nil {
+			break
+		}
+		vo := opts.Verify
+		vo.Platforms, vo.Images = opts.Platforms, opts.Images
+		srcRep, verr := verifySide(ctx, src.Source, vo, nil, src.Command, src.Name, opts.Version)
+		o.merge(srcRep)
+		if verr != nil {
+			o.fail(report.Subject{Image: src.Name}, verr)
+			continue
+		}
+		imgs := ContainerImages(srcRep)
+		if len(imgs) == 0 {
+			o.b.Problem(report.Subject{Image: src.Name}, "the source holds no container image to compare")
+			continue
+		}
+		var missing []report.Image
+		var found []string
+		for _, im := range imgs {
+			host, how := lookupModel(ctx, st, im)
+			if host == nil {
+				missing = append(missing, im)
+				continue
+			}
+			subj := report.Subject{Image: im.Name, Platform: im.Platform}
+			found = append(found, host.ID.String())
+			if how != "config" {
+				o.b.Add(report.Finding{Check: Config, Severity: report.Error, Subject: subj,
+					Message: fmt.Sprintf("no host image has the source's config digest; the host image named %s is another image", how), Expected: im.ConfigDigest, Actual: host.ID.String()})
+			}
+			o.result(StoreImage(im.Name, im, contentOnly(*host)))
+			if !opts.Deep {
+				o.b.AddImage(modelReportImage(st, *host))
+			}
+		}
+		reportMissing(o, missing, found)
+		deep = append(deep, found...)
+	}
+	deepModel(ctx, st, o, deep, opts)
+	return o.finish(ctx, strings.Join(names, ", ")+" vs "+st.String())
+}
+
+// contentOnly drops what a source need not share with the store image it
+// is checked against: the manifest and compressed layer digests (a save or
+// a push elsewhere compresses anew). What is left names the content: the
+// config digest, diffIDs and chainIDs.
+func contentOnly(img store.Image) store.Image {
+	img.Manifest = ""
+	img.Layers = append([]store.Layer(nil), img.Layers...)
+	for i := range img.Layers {
+		img.Layers[i].Digest = ""
+	}
+	return img
+}
+
+// lookupModel finds the store image of a source image: by config digest,
 // else by one of its names. how is "config" or the name that matched.
-func lookupHost(st *docker.Store, im report.Image) (*docker.HostImage, string) {
+func lookupModel(ctx context.Context, st store.Store, im report.Image) (*store.Image, string) {
 	if im.ConfigDigest != "" {
-		if h, err := st.LookupImage(im.ConfigDigest); err == nil {
+		if h, err := st.Lookup(ctx, im.ConfigDigest); err == nil && h.ID.String() == im.ConfigDigest {
 			return h, "config"
 		}
 	}
@@ -446,11 +561,25 @@ func lookupHost(st *docker.Store, im report.Image) (*docker.HostImage, string) {
 		if n == "" || strings.HasPrefix(n, "sha256:") {
 			continue
 		}
-		if h, err := st.LookupImage(n); err == nil {
+		if h, err := st.Lookup(ctx, n); err == nil {
 			return h, n
 		}
 	}
 	return nil, ""
+}
+
+// lookupHost is lookupModel for Docker's classic store, with the image as
+// its own package reads it.
+func lookupHost(ctx context.Context, st *docker.Store, im report.Image) (*docker.HostImage, string) {
+	m, how := lookupModel(ctx, st, im)
+	if m == nil {
+		return nil, ""
+	}
+	h, err := st.LookupImage(m.ID.String())
+	if err != nil {
+		return nil, ""
+	}
+	return h, how
 }
 
 // modelSource finds where a host image came from: remote, else the
@@ -509,17 +638,18 @@ func modelSource(name, remote string, img *store.Image) (hostSource, error) {
 // modelImage compares one image of a store known only through the store
 // model (containers-storage, a registry's storage) with its registry
 // source: tag moved, then config digest, every diffID and chainID, the
-// manifest and the compressed layer digests where the store keeps them.
-func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, name string, opts Options) {
+// manifest and the compressed layer digests where the store keeps them. It
+// returns the image ID for --deep ("" when the comparison stopped early).
+func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, name string, opts Options) string {
 	img, err := st.Lookup(ctx, name)
 	if err != nil {
 		o.fail(report.Subject{Image: name}, fmt.Errorf("host image: %w", err))
-		return
+		return ""
 	}
 	hs, err := modelSource(name, opts.Remote, img)
 	if err != nil {
 		o.fail(report.Subject{Image: name}, err)
-		return
+		return ""
 	}
 	subj := report.Subject{Image: name, Platform: img.Platform}
 	var platforms []string
@@ -529,16 +659,19 @@ func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, n
 	regSrc, target, regRep := registrySide(ctx, reg, o, subj, registryQuery{tag: hs.tag, pulled: hs.pulled, also: hs.also, target: hs.ref,
 		preferPulled: opts.Remote == "", platforms: platforms}, opts)
 	if regSrc == nil {
-		return
+		return ""
 	}
 	defer regSrc.Close()
 	want, ok := pickImage(ContainerImages(regRep), img.ID.String())
 	if !ok {
 		o.b.Problem(subj, "%s holds no container image to compare", target)
-		return
+		return ""
 	}
 	o.result(StoreImage(name, want, *img))
-	o.b.AddImage(modelReportImage(st, *img))
+	if !opts.Deep { // else the audit lists it
+		o.b.AddImage(modelReportImage(st, *img))
+	}
+	return img.ID.String()
 }
 
 // modelReportImage is the host side of a model image in the report.

@@ -68,6 +68,14 @@ type LayerReader interface {
 	OpenLayer(ctx context.Context, chainID digest.Digest) (io.ReadCloser, error)
 }
 
+// Selector is implemented by stores that can narrow an audit to some
+// images (as Options.Images does at opening) without being opened again by
+// the caller: compare --deep audits just the images it compared. The
+// returned store is closed by the caller and does not close its parent.
+type Selector interface {
+	SelectImages(images []string) (Store, error)
+}
+
 // Image is what a store records about one image, read without any layer
 // content: what compare sets beside the image's registry source.
 type Image struct {

@@ -17,8 +17,8 @@ import (
 // never guessed from its shape or from the flags typed.
 type compareCmd struct {
 	Artifact compareArtifactCmd `cmd:"" default:"withargs" help:"compare ARTIFACT REF: a docker save tarball or OCI layout with what a registry serves (manifest, config digest, every diffID and chainID, compressed layer digests where both sides have them). The default form: 'compare artifact' may be left out."`
-	Host     compareHostCmd     `cmd:"" help:"compare host [--root DIR] [--remote REF] [--deep] IMAGE...: images of a host store (Docker, containerd) with their registry sources: image ID, diffIDs, chainIDs, tag moved, layerdb, distribution/, compressed digests; --deep also tar-splits and every file. IMAGE is always a host image, whatever registry it names."`
-	Store    compareStoreCmd    `cmd:"" help:"compare store [--root DIR] SOURCE...: registry references, docker saves or OCI layouts against a Docker host's layer store: chainIDs, layerdb records and every tar-split, from the source's own bytes."`
+	Host     compareHostCmd     `cmd:"" help:"compare host [--root DIR] [--remote REF] [--deep] IMAGE...: images of a host store (Docker, containerd, containers-storage, registry storage) with their registry sources: image ID, diffIDs, chainIDs, tag moved, layerdb, distribution/, compressed digests; --deep also tar-splits and every file. IMAGE is always a host image, whatever registry it names."`
+	Store    compareStoreCmd    `cmd:"" help:"compare store [--root DIR] SOURCE...: registry references, docker saves or OCI layouts against a host's store: with Docker's classic store chainIDs, layerdb records and every tar-split, from the source's own bytes; with containerd, containers-storage or a registry's storage the image's config digest, diffIDs and chainIDs."`
 }
 
 // registryFlags are the registry client's flags of compare.
@@ -181,7 +181,7 @@ type compareStoreCmd struct {
 	Image    []string `help:"When a source holds several images: only this one (name, tag, or image/manifest digest prefix)." placeholder:"REF|ID"`
 	Platform []string `help:"Only these platforms (os/arch[/variant]). Repeatable, or comma-separated." sep:","`
 	Deep     bool     `help:"Also rebuild each matching host image's layers from disk (their diffIDs and every file), once for all sources."`
-	Root     string   `help:"Docker data root to check the sources against (default /var/lib/docker); opened read-only." placeholder:"DIR"`
+	Root     string   `help:"Store to check the sources against, opened read-only: a Docker data root (default /var/lib/docker), a containerd root, a containers-storage graph root or a registry's storage, recognised from its contents." placeholder:"DIR"`
 	Driver   string   `help:"Graph driver of --root when image/ holds several." placeholder:"NAME"`
 	registryFlags
 }

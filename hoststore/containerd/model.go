@@ -12,7 +12,16 @@ import (
 	"github.com/layercheck/layercheck/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Selector = (*Store)(nil)
+)
+
+// SelectImages implements store.Selector: Select with the store's own
+// namespaces.
+func (s *Store) SelectImages(images []string) (store.Store, error) {
+	return s.Select(s.opts.Namespaces, images)
+}
 
 // Kind implements store.Store.
 func (s *Store) Kind() store.Kind { return store.Containerd }

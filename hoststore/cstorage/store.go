@@ -38,7 +38,16 @@ type Store struct {
 var (
 	_ store.Store       = (*Store)(nil)
 	_ store.LayerReader = (*Store)(nil)
+	_ store.Selector    = (*Store)(nil)
 )
+
+// SelectImages implements store.Selector: the same root with Options.Images
+// set (the store holds nothing open).
+func (s *Store) SelectImages(images []string) (store.Store, error) {
+	c := *s
+	c.opts.Images = append([]string(nil), images...)
+	return &c, nil
+}
 
 // Is reports whether root holds a containers-storage graph root: a
 // <driver>-layers/layers.json or <driver>-images/images.json of any driver.

@@ -45,7 +45,18 @@ type Store struct {
 	imgs []store.Image
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Selector = (*Store)(nil)
+)
+
+// SelectImages implements store.Selector: the root opened again with
+// Options.Images set (its own scan, closed by the caller).
+func (s *Store) SelectImages(images []string) (store.Store, error) {
+	opts := s.opts
+	opts.Images = append([]string(nil), images...)
+	return Open(s.root, opts)
+}
 
 // Open opens root (the directory holding docker/registry/v2). It fails with
 // store.ErrNotAStore when root holds no registry storage.
