@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/layercheck/layercheck/hoststore/containerd"
@@ -86,13 +87,15 @@ func deepSupported(st store.Store, opts Options) error {
 }
 
 // deepModel is --deep for a store known through the store model: one audit
-// of the images compared (ids), so layers they share are rebuilt once.
+// of the images compared (ids: their selection keys), so layers they share
+// are rebuilt once.
 func deepModel(ctx context.Context, st store.Store, o *outcome, ids []string, opts Options) {
 	sel, ok := st.(store.Selector)
 	if !opts.Deep || !ok || len(ids) == 0 || ctx.Err() != nil {
 		return
 	}
-	sub, err := sel.SelectImages(ids)
+	slices.Sort(ids)
+	sub, err := sel.SelectImages(slices.Compact(ids))
 	if err != nil {
 		o.fail(report.Subject{Path: st.String()}, err)
 		return
@@ -520,6 +523,7 @@ func modelSources(ctx context.Context, st store.Store, o *outcome, srcs []NamedS
 			}
 			subj := report.Subject{Image: im.Name, Platform: im.Platform}
 			found = append(found, host.ID.String())
+			deep = append(deep, selectionKey(host))
 			if how != "config" {
 				o.b.Add(report.Finding{Check: Config, Severity: report.Error, Subject: subj,
 					Message: fmt.Sprintf("no host image has the source's config digest; the host image named %s is another image", how), Expected: im.ConfigDigest, Actual: host.ID.String()})
@@ -530,7 +534,6 @@ func modelSources(ctx context.Context, st store.Store, o *outcome, srcs []NamedS
 			}
 		}
 		reportMissing(o, missing, found)
-		deep = append(deep, found...)
 	}
 	deepModel(ctx, st, o, deep, opts)
 	return o.finish(ctx, strings.Join(names, ", ")+" vs "+st.String())
@@ -639,7 +642,8 @@ func modelSource(name, remote string, img *store.Image) (hostSource, error) {
 // model (containers-storage, a registry's storage) with its registry
 // source: tag moved, then config digest, every diffID and chainID, the
 // manifest and the compressed layer digests where the store keeps them. It
-// returns the image ID for --deep ("" when the comparison stopped early).
+// returns the image's selection key for --deep ("" when the comparison
+// stopped early).
 func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, name string, opts Options) string {
 	img, err := st.Lookup(ctx, name)
 	if err != nil {
@@ -670,6 +674,16 @@ func modelImage(ctx context.Context, st store.Store, reg Registry, o *outcome, n
 	o.result(StoreImage(name, want, *img))
 	if !opts.Deep { // else the audit lists it
 		o.b.AddImage(modelReportImage(st, *img))
+	}
+	return selectionKey(img)
+}
+
+// selectionKey names a store image for Options.Images: its first name
+// (every store selects by name; containerd does not select by image ID),
+// else its ID.
+func selectionKey(img *store.Image) string {
+	if len(img.Names) > 0 {
+		return img.Names[0]
 	}
 	return img.ID.String()
 }

@@ -755,3 +755,20 @@ func TestCompareContainerdIndexVersusManifest(t *testing.T) {
 		t.Errorf("findings beyond the target: %+v, problems %+v", got, rep.Problems)
 	}
 }
+
+// TestCompareStoreContainerd: compare store against a containerd root (any
+// store the model opens): the image the root pulled, given as a registry
+// source, is found by config digest and identical, with --deep too.
+func TestCompareStoreContainerd(t *testing.T) {
+	dir, _, _, ref, _ := ctrdPulled(t)
+	for _, args := range [][]string{nil, {"--deep"}} {
+		cmd := append([]string{"compare", "store", "-o", "json", "--no-progress", "--root", dir}, args...)
+		out, errOut, code := runCLI(t, append(cmd, "docker://"+ref)...)
+		if code != ExitOK {
+			t.Fatalf("%v: exit %d, want %d; stderr %s\n%s", args, code, ExitOK, errOut, out)
+		}
+		if rep := jsonReport(t, out); rep.Summary.Errors != 0 || len(rep.Problems) != 0 {
+			t.Fatalf("%v: %d errors, problems %+v\n%s", args, rep.Summary.Errors, rep.Problems, findingsText(rep))
+		}
+	}
+}
