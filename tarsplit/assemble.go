@@ -421,6 +421,23 @@ func assembleFile(ctx context.Context, st *AssembleStats, e *Entry, root FileOpe
 	return nil
 }
 
+// SumFile reads r to its end and returns the CRC-64/ISO of what it read, as
+// tar-split records a file's data (the big-endian uint64 of a file record's
+// payload), and its length. buf is the read buffer.
+func SumFile(r io.Reader, buf []byte) (crc uint64, n int64, err error) {
+	for {
+		m, rerr := r.Read(buf)
+		crc = crc64iso.Update(crc, buf[:m])
+		n += int64(m)
+		if rerr == io.EOF {
+			return crc, n, nil
+		}
+		if rerr != nil {
+			return crc, n, rerr
+		}
+	}
+}
+
 type hashResetter interface {
 	io.Writer
 	Sum([]byte) []byte

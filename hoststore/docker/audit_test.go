@@ -450,6 +450,11 @@ func corruptions() []corruption {
 		}, want: func(s *dockertest.Store) []want {
 			return []want{{check: LayerMissingFile, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
 		}},
+		{name: "inherited file's bytes changed", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
+			flipByte(t, s.Path(s.Layers["L1"].Dir+"/bin/tool"))
+		}, want: func(s *dockertest.Store) []want {
+			return []want{{check: FileCRC, entry: "bin/tool", digest: s.Layers["L1"].ChainID.String()}}
+		}},
 		{name: "inherited file chmod", drivers: []string{"vfs", "btrfs"}, apply: func(t *testing.T, s *dockertest.Store) {
 			must(t, os.Chmod(s.Path(s.Layers["L1"].Dir+"/etc/suid"), 0o755))
 		}, want: func(s *dockertest.Store) []want {

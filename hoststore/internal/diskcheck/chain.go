@@ -283,7 +283,7 @@ func applyOps(tree *pathTree, ops []replayOp, idx int, whited map[string]bool) {
 				n.kids = nil // a non-directory replaces a directory and all below it
 			}
 			n := tree.add(op.path, op.kind, idx)
-			n.hdr = op.hdr
+			n.hdr, n.crc = op.hdr, op.crc
 			delete(whited, op.path)
 		}
 	}

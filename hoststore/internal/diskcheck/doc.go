@@ -11,8 +11,10 @@
 // hardlink identity, device numbers, xattrs; never mtimes), then walks the
 // directory for entries the tar lacks: against the layer's own entries for
 // overlay layouts, against a replay of the whole chain's tar-splits for
-// full-rootfs layouts (vfs, btrfs, zfs). FORMATS.md sections 2.3-2.5 are the
-// reference.
+// full-rootfs layouts (vfs, btrfs, zfs), where every inherited copy is
+// compared with the header and, for a regular file, the CRC-64 of the lower
+// layer that wrote it (the layer's diffID does not cover the copies its
+// containers read). FORMATS.md sections 2.3-2.5 are the reference.
 //
 // Each layer's tar-split is decoded once per audit: the headers the disk
 // observer compares are read in step with the rebuild from tar-split's own

@@ -47,6 +47,7 @@ type diskObserver struct {
 	// rebuild opens (flistxattr: no path to resolve) or, when it is not
 	// opened, by path before the next entry (settleX).
 	pendingX *attrs
+	buf      []byte // compareCopy's read buffer
 }
 
 func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
@@ -611,8 +612,10 @@ func (w *walker) dir(dr *os.Root, p string, node *tnode) error {
 // compareInherited compares an entry a full-rootfs layer directory inherited
 // from a lower layer with that layer's header: the driver copied it, and the
 // layer's own tar, which Docker's diffID check covers, does not list it.
-// Compared: type, size, symlink target, device numbers, mode and owner (vfs's
-// CopyDir keeps them, as do btrfs and zfs snapshots), and a hardlink's
+// Compared: type, size, a regular file's bytes (their CRC-64 against the
+// lower layer's tar-split record, compareCopy), symlink target, device
+// numbers, mode and owner (vfs's CopyDir keeps them, as do btrfs and zfs
+// snapshots), and a hardlink's
 // identity with its target while no later layer replaced the target (which
 // leaves the link on the old inode). Not compared: xattrs, which vfs does not
 // copy (it keeps only security.capability), and the mode and owner of files
@@ -648,8 +651,11 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
-		if h.Size != fi.Size() {
+		switch {
+		case h.Size != fi.Size():
 			o.mismatchFrom(from, p, "size", fmt.Sprintf("%d bytes", h.Size), fmt.Sprintf("%d bytes", fi.Size()))
+		case h.Size > 0 && h.Typeflag != tar.TypeGNUSparse:
+			o.compareCopy(p, n, fi, from)
 		}
 	case tar.TypeSymlink:
 		r, base, err := o.lookup(p)
@@ -674,6 +680,39 @@ func (o *diskObserver) compareInherited(tree *pathTree, p string, n *tnode, fi f
 	a := o.headerAttrs(h, p)
 	a.name, a.lower, a.xattrs, a.noXattrs = p, from, nil, true
 	o.compareAttrs(a, fi, false)
+}
+
+// compareCopy compares the bytes of an inherited copy of a regular file
+// with the CRC-64 the tar-split of the lower layer that wrote it records:
+// vfs copies every file of the parent, btrfs and zfs share them until
+// written, and the layer's own diffID does not cover them, yet they are
+// what a container of this layer reads.
+func (o *diskObserver) compareCopy(p string, n *tnode, fi fs.FileInfo, from int) {
+	dir, base := SplitDirBase(p)
+	d, err := o.dirs.dirFile(dir)
+	var f *fdFile
+	if err == nil {
+		f = openRegularAt(d, base, fi)
+	}
+	if f == nil {
+		if err == nil {
+			err = errors.New("it is not the regular file the walk found")
+		}
+		o.env.problem(o.subject(p), "opening the inherited copy to compare its bytes: %v", err)
+		return
+	}
+	defer f.Close()
+	if o.buf == nil {
+		o.buf = make([]byte, 256<<10)
+	}
+	crc, size, err := tarsplit.SumFile(f, o.buf)
+	switch {
+	case err != nil:
+		o.env.problem(o.subject(p), "reading the inherited copy: %v", err)
+	case crc != n.crc || size != n.hdr.Size:
+		o.add(with(finding(o.env.Checks.FileCRC, o.subject(p), "the bytes of this inherited copy differ from the file in %s, which last wrote the path (this layer's diffID does not cover them; its containers read them)", o.lowerName(from-1)),
+			fmt.Sprintf("crc64 %016x, %d bytes", n.crc, n.hdr.Size), fmt.Sprintf("crc64 %016x, %d bytes", crc, size)))
+	}
 }
 
 // extra reports a path on disk the tree does not have.

@@ -24,6 +24,7 @@ type tnode struct {
 	// drivers: the directory of a layer above holds a copy of it); nil for
 	// overlay trees and for headers that did not parse.
 	hdr *tar.Header
+	crc uint64 // tar-split's CRC-64 of a regular file's data (full-rootfs trees)
 	// disk is what lstat of the path showed when the observer compared the
 	// entry (overlay trees), so the walk need not lstat it again; nil: not
 	// compared.
@@ -122,7 +123,7 @@ func (t *pathTree) clone() *pathTree {
 }
 
 func cloneNode(n *tnode) *tnode {
-	c := &tnode{kind: n.kind, explicit: n.explicit, layer: n.layer, hdr: n.hdr}
+	c := &tnode{kind: n.kind, explicit: n.explicit, layer: n.layer, hdr: n.hdr, crc: n.crc}
 	if n.kids != nil {
 		c.kids = make(map[string]*tnode, len(n.kids))
 		for k, v := range n.kids {

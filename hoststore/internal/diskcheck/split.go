@@ -3,6 +3,7 @@ package diskcheck
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -121,6 +122,9 @@ type replayOp struct {
 	// inherited copies in the layers above (nil: tar-split's headers did
 	// not parse up to here, so the path's copies are not compared).
 	hdr *tar.Header
+	// crc is the CRC-64 tar-split records for a regular file's data
+	// (size > 0), compared with the inherited copies' bytes.
+	crc uint64
 }
 
 // addOp records the replay operation of a file record (tar-split's own
@@ -151,6 +155,9 @@ func (t *splitTap) addOp(e *tarsplit.Entry, h *tar.Header) {
 		if hc, ok := CleanEntry(h.Name); ok && hc == clean {
 			op.hdr = lowerHeader(h)
 		}
+	}
+	if e.Size > 0 && len(e.Payload) == tarsplit.CRCSize {
+		op.crc = binary.BigEndian.Uint64(e.Payload)
 	}
 	t.ops = append(t.ops, op)
 }
