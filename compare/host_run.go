@@ -420,17 +420,8 @@ func Sources(ctx context.Context, st store.Store, srcs []NamedSource, opts Optio
 // the host images found, for the deep audit.
 func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSource, opts Options) []string {
 	caps := newCaptures()
-	vo := opts.Verify
-	vo.Platforms, vo.Images = opts.Platforms, opts.Images
-	srcRep, verr := verifySide(ctx, src.Source, vo, caps, src.Command, src.Name, opts.Version)
-	o.merge(srcRep)
-	if verr != nil {
-		o.fail(report.Subject{Image: src.Name}, verr)
-		return nil
-	}
-	imgs := ContainerImages(srcRep)
+	imgs := sourceImages(ctx, o, src, opts, caps)
 	if len(imgs) == 0 {
-		o.b.Problem(report.Subject{Image: src.Name}, "the source holds no container image to compare")
 		return nil
 	}
 	var missing []report.Image
@@ -469,6 +460,25 @@ func storeSource(ctx context.Context, st *docker.Store, o *outcome, src NamedSou
 	return found
 }
 
+// sourceImages verifies a compare store source into o (caps: its tar-split
+// captures, or nil) and returns its container images; none when it could
+// not be verified or holds none (o says why).
+func sourceImages(ctx context.Context, o *outcome, src NamedSource, opts Options, caps *captures) []report.Image {
+	vo := opts.Verify
+	vo.Platforms, vo.Images = opts.Platforms, opts.Images
+	srcRep, verr := verifySide(ctx, src.Source, vo, caps, src.Command, src.Name, opts.Version)
+	o.merge(srcRep)
+	if verr != nil {
+		o.fail(report.Subject{Image: src.Name}, verr)
+		return nil
+	}
+	imgs := ContainerImages(srcRep)
+	if len(imgs) == 0 {
+		o.b.Problem(report.Subject{Image: src.Name}, "the source holds no container image to compare")
+	}
+	return imgs
+}
+
 // reportMissing files the source images no host image matched: an error,
 // or information when another platform of the source is on the host.
 func reportMissing(o *outcome, missing []report.Image, found []string) {
@@ -500,17 +510,8 @@ func modelSources(ctx context.Context, st store.Store, o *outcome, srcs []NamedS
 		if ctx.Err() != nil {
 			break
 		}
-		vo := opts.Verify
-		vo.Platforms, vo.Images = opts.Platforms, opts.Images
-		srcRep, verr := verifySide(ctx, src.Source, vo, nil, src.Command, src.Name, opts.Version)
-		o.merge(srcRep)
-		if verr != nil {
-			o.fail(report.Subject{Image: src.Name}, verr)
-			continue
-		}
-		imgs := ContainerImages(srcRep)
+		imgs := sourceImages(ctx, o, src, opts, nil)
 		if len(imgs) == 0 {
-			o.b.Problem(report.Subject{Image: src.Name}, "the source holds no container image to compare")
 			continue
 		}
 		var missing []report.Image

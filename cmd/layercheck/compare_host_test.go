@@ -93,6 +93,19 @@ func storeImagePush(t *testing.T, rr *remoteRegistry, repoTag string, img *docke
 // of each layer.
 func recordPull(t *testing.T, s *dockertest.Store, img *dockertest.Image, repo, tag string, p pushed) {
 	t.Helper()
+	editRepositories(t, s, func(repos map[string]map[string]string) {
+		repos[repo] = map[string]string{repo + ":" + tag: img.ID.String(), repo + "@" + p.manifest.String(): img.ID.String()}
+	})
+	for i, l := range img.Layers {
+		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+p.layers[i].Encoded()), []byte(l.DiffID.String()), 0o644)
+		md, _ := json.Marshal([]map[string]string{{"Digest": p.layers[i].String(), "SourceRepository": repo, "HMAC": ""}})
+		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/v2metadata-by-diffid/sha256/"+l.DiffID.Encoded()), md, 0o644)
+	}
+}
+
+// editRepositories rewrites the store's repositories.json through edit.
+func editRepositories(t *testing.T, s *dockertest.Store, edit func(repos map[string]map[string]string)) {
+	t.Helper()
 	path := s.Path(s.ImageRel() + "/repositories.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -102,14 +115,9 @@ func recordPull(t *testing.T, s *dockertest.Store, img *dockertest.Image, repo, 
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	doc.Repositories[repo] = map[string]string{repo + ":" + tag: img.ID.String(), repo + "@" + p.manifest.String(): img.ID.String()}
+	edit(doc.Repositories)
 	b, _ = json.Marshal(doc)
 	dockertest.WriteFile(t, path, b, 0o600)
-	for i, l := range img.Layers {
-		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/diffid-by-digest/sha256/"+p.layers[i].Encoded()), []byte(l.DiffID.String()), 0o644)
-		md, _ := json.Marshal([]map[string]string{{"Digest": p.layers[i].String(), "SourceRepository": repo, "HMAC": ""}})
-		dockertest.WriteFile(t, s.Path(s.ImageRel()+"/distribution/v2metadata-by-diffid/sha256/"+l.DiffID.Encoded()), md, 0o644)
-	}
 }
 
 // pulledStore builds a store whose "app" image was pulled from the
@@ -220,20 +228,10 @@ func TestCompareHostTagMoved(t *testing.T) {
 func TestCompareHostSeveralRecordedDigests(t *testing.T) {
 	s, rr, _, _ := pulledStore(t, "vfs")
 	app := s.Images["app"]
-	path := s.Path(s.ImageRel() + "/repositories.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct{ Repositories map[string]map[string]string }
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
 	// A digest the registry does not serve, first in the store's order.
-	stale := rr.host + "/app@sha256:" + strings.Repeat("0", 64)
-	doc.Repositories[rr.host+"/app"][stale] = app.ID.String()
-	b, _ = json.Marshal(doc)
-	dockertest.WriteFile(t, path, b, 0o600)
+	editRepositories(t, s, func(repos map[string]map[string]string) {
+		repos[rr.host+"/app"][rr.host+"/app@sha256:"+strings.Repeat("0", 64)] = app.ID.String()
+	})
 
 	out, errOut, code := runCLI(t, "compare", "host", "--no-progress", "-o", "json", "--root", s.Root, app.ID.String())
 	if code != ExitOK {
