@@ -661,7 +661,8 @@ func podmanFindingsText(r *report.Report) string {
 	return hostFindingsText(&cp)
 }
 
-// TestPodmanCompare compares pulled images with their registry sources:
+// TestPodmanCompare compares pulled images with their registry sources (and
+// compare store checks a save and a reference against the graph root):
 // identical (exit 0); after another image is pushed under the tag, exit 1
 // with compare-tag-moved.
 func TestPodmanCompare(t *testing.T) {
@@ -693,6 +694,13 @@ func TestPodmanCompare(t *testing.T) {
 			pulled := imgs[0].Digest
 			run := layercheck(t, s, "compare", "host", "--root", ps.p.Root, "-o", "json", remote)
 			requireClean(t, "layercheck compare host before the move", run)
+			// compare store against the graph root: the image's docker
+			// save and its registry reference, found by config digest and
+			// equal by content; --deep audits the image from disk too.
+			for _, args := range [][]string{{ps.set.Image("rootfs").Save}, {"--deep", "docker://" + remote}} {
+				run := layercheck(t, s, append([]string{"compare", "store", "--root", ps.p.Root, "-o", "json"}, args...)...)
+				requireClean(t, "layercheck compare store "+strings.Join(args, " "), run)
+			}
 			if err := s.Env.SkopeoCopy(ctx, "docker-archive:"+ps.set.Image("busybox").Save, "docker://"+remote, "--dest-tls-verify=false"); err != nil {
 				t.Fatal(err)
 			}
