@@ -186,6 +186,21 @@ func LoopsUnder(dir string) []string {
 	return out
 }
 
+// LoopsGoneUnder waits up to timeout for the loop devices on files below
+// dir to go, and returns those still there: the kernel releases a detached
+// device asynchronously once its last user has closed it, which on a busy
+// machine takes a moment after the unmount.
+func LoopsGoneUnder(dir string, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		l := LoopsUnder(dir)
+		if len(l) == 0 || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // DetachLoopsUnder detaches every loop device whose backing file is below
 // dir. Their filesystems must be unmounted first (UnmountUnder); a device
 // still in use is detached by the kernel when its last user goes

@@ -407,7 +407,7 @@ func (e *Env) teardown() error {
 	if m, err := MountsUnder(e.Root); err == nil && len(m) > 0 {
 		errs = append(errs, fmt.Errorf("mounts left under %s: %v", e.Root, m))
 	}
-	if l := LoopsUnder(e.Root); len(l) > 0 {
+	if l := LoopsGoneUnder(e.Root, 20*time.Second); len(l) > 0 {
 		errs = append(errs, fmt.Errorf("loop devices left on files under %s: %v", e.Root, l))
 	}
 	if !e.opts.Keep && len(errs) == 0 {
