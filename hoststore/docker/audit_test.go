@@ -11,6 +11,7 @@ import (
 
 	"github.com/layercheck/layercheck/hoststore/docker/dockertest"
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/store/storetest"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -500,6 +501,13 @@ func TestCorruptions(t *testing.T) {
 				}
 				if r.Summary.Errors+r.Summary.Warnings == 0 {
 					t.Errorf("no error or warning finding")
+				}
+				// From a cold page cache (the rebuild reads ahead) the
+				// same damage gives the same report.
+				if storetest.EvictPageCache(t, s.Root) {
+					if cold := runAudit(t, s.Root, Options{Jobs: 2}); findingsText(cold) != findingsText(r) {
+						t.Errorf("cold page cache: the report differs:\n--- warm\n%s--- cold\n%s", findingsText(r), findingsText(cold))
+					}
 				}
 			})
 		}

@@ -151,6 +151,27 @@ func Run(t *testing.T, c Case) {
 		}
 	})
 
+	t.Run(c.Name+"/audit-cold", func(t *testing.T) {
+		// From a cold page cache the host audits read ahead (the files a
+		// layer rebuild comes to next): the report must not change.
+		audit := func() string {
+			s := c.Open(t, store.Options{Jobs: 2})
+			defer s.Close()
+			b := &report.Builder{}
+			if err := s.Audit(ctx, b); err != nil {
+				t.Fatalf("Audit: %v", err)
+			}
+			return ReportText(b.Finish("host", s.String(), "test"))
+		}
+		warm := audit()
+		if !EvictPageCache(t, c.Root) {
+			t.Skip("the page cache of this filesystem cannot be dropped file by file (posix_fadvise DONTNEED): no cold audit to compare")
+		}
+		if cold := audit(); cold != warm {
+			t.Errorf("the audit from a cold page cache differs:\n--- warm\n%s--- cold\n%s", warm, cold)
+		}
+	})
+
 	t.Run(c.Name+"/audit-selected", func(t *testing.T) {
 		if len(c.Images) == 0 {
 			t.Skip("no image to select")
@@ -344,4 +365,64 @@ func xattrs(p string) string {
 		fmt.Fprintf(&s, " xattr:%s=%q", k, v[:m])
 	}
 	return s.String()
+}
+
+// ReportText is a report's findings and problems, one per line, in the
+// report's order: two audits of the same store compare equal.
+func ReportText(r *report.Report) string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "%s %s [%s] %s (expected %q, actual %q)\n", f.Severity, f.Check, f.Subject, f.Message, f.Expected, f.Actual)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "PROBLEM [%s] %s\n", p.Subject, p.Message)
+	}
+	return b.String()
+}
+
+// EvictPageCache drops the cached pages of every regular file under root
+// (fdatasync, then posix_fadvise DONTNEED: nothing under root changes), so
+// that the next reads come from the disk, as after a reboot. It reports
+// whether that worked here: false where the filesystem keeps its pages
+// (tmpfs) or RWF_NOWAIT cannot tell.
+func EvictPageCache(t testing.TB, root string) bool {
+	t.Helper()
+	var sample string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Fdatasync(fd); err != nil {
+			return fmt.Errorf("fdatasync %s: %w", p, err)
+		}
+		if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+			return fmt.Errorf("fadvise %s: %w", p, err)
+		}
+		if fi, err := d.Info(); err == nil && sample == "" && fi.Size() > 0 {
+			sample = p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dropping the page cache under %s: %v", root, err)
+	}
+	return sample != "" && Cold(t, sample)
+}
+
+// Cold reports whether the first byte of the file p is not in the page
+// cache: a read with RWF_NOWAIT would wait for the disk.
+func Cold(t testing.TB, p string) bool {
+	t.Helper()
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	_, err = unix.Preadv2(fd, [][]byte{make([]byte, 1)}, 0, unix.RWF_NOWAIT)
+	return err == unix.EAGAIN
 }

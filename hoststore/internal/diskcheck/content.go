@@ -154,7 +154,9 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 		var st tarsplit.AssembleStats
 		r, err := tarsplit.Open(ts)
 		if err == nil {
-			tap = newSplitTap(r, obs.Header, produce != nil)
+			la := &lookahead{src: r, probe: obs.probe, root: l.Root}
+			defer la.close()
+			tap = newSplitTap(la, obs.Header, produce != nil)
 			// Headers and small files are handed to the pass in large
 			// writes, not one pipe round trip each.
 			bw := bufio.NewWriterSize(pw, 256<<10)

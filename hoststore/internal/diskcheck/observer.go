@@ -48,10 +48,13 @@ type diskObserver struct {
 	// opened, by path before the next entry (settleX).
 	pendingX *attrs
 	buf      []byte // compareCopy's read buffer
+	// probe learns from the rebuild's first reads whether the layer's
+	// files are in the page cache, for the lookahead (prefetch.go).
+	probe *cacheProbe
 }
 
 func newDiskObserver(env *Env, l *Layer, root *os.Root, rootRel string) *diskObserver {
-	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}, self: -1}
+	o := &diskObserver{env: env, l: l, root: root, rootRel: rootRel, dirs: RootCache{Root: root}, opaque: map[string]bool{}, self: -1, probe: &cacheProbe{}}
 	if env.Layout.Overlay {
 		o.tree = newPathTree()
 	}
@@ -125,6 +128,9 @@ func (o *diskObserver) openSeen(clean string) io.ReadCloser {
 	f := openRegularAt(d, base, fi)
 	if f == nil {
 		return nil
+	}
+	if o.probe.probing() {
+		f.probe = o.probe
 	}
 	if a := o.pendingX; a != nil && a.clean == clean {
 		o.pendingX = nil

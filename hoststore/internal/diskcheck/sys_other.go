@@ -28,10 +28,15 @@ func ProcUsable() bool { return false }
 func SeesTrustedXattrs() bool { return os.Geteuid() == 0 }
 
 // fdFile is Linux only; openRegularAt never opens one here.
-type fdFile struct{ io.ReadCloser }
+type fdFile struct {
+	io.ReadCloser
+	probe *cacheProbe
+}
 
 func openRegularAt(*os.File, string, fs.FileInfo) *fdFile { return nil }
 
 func (*fdFile) xattrs(string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
+
+func willNeedAt(*os.File, string) {}
