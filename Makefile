@@ -54,7 +54,7 @@ fuzz:
 bench: build
 	scripts/bench.sh
 
-## bench-host: layercheck host on a ~0.85 GiB image against docker save (private dockerd), podman save (private graph root) and the registry storage's hash+gunzip floor; BENCH_STORES picks (root; see BENCHMARKS.md)
+## bench-host: layercheck host on a ~0.85 GiB image against docker save (private dockerd), podman save (private graph root) and the registry storage's hash+gunzip floor; BENCH_STORES picks, BENCH_CACHE=cold|warm, BENCH_SHAPE=small-files (root; see BENCHMARKS.md)
 bench-host:
 	scripts/bench-host.sh
 

@@ -41,8 +41,15 @@
 # scripts/bench-lib.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH=${BENCH_DIR:-.bench/host}
-SIZE=${BENCH_SIZE:-912680550} # 0.85 GiB
+# BENCH_SHAPE=small-files: one layer of ~256 MiB in files of 512 B to 16 KiB
+# (about 30,000, 100 to a directory), where the cost per file dominates;
+# the default is 8 layers of files of 1 KiB to 8 MiB.
+SHAPE=${BENCH_SHAPE:-mixed}
+case $SHAPE in
+  mixed) BENCH=${BENCH_DIR:-.bench/host}; SIZE=${BENCH_SIZE:-912680550}; LAYERS=8; GENFLAGS=() ;; # 0.85 GiB
+  small-files) BENCH=${BENCH_DIR:-.bench/host-small}; SIZE=${BENCH_SIZE:-268435456}; LAYERS=1; GENFLAGS=(-small-files) ;;
+  *) echo "BENCH_SHAPE: unknown shape $SHAPE (mixed, small-files)" >&2; exit 2 ;;
+esac
 RUNS=${BENCH_RUNS:-3}
 JOBS=${BENCH_JOBS:-}
 STORES=${BENCH_STORES:-docker podman registry}
@@ -75,14 +82,14 @@ LC=${LAYERCHECK:-bin/layercheck}
 [ -n "${LAYERCHECK:-}" ] || go build -trimpath -o "$LC" ./cmd/layercheck
 
 mkdir -p "$BENCH"
-if [ ! -f "$BENCH/docker-save.tar" ] || [ "$(cat "$BENCH/size" 2>/dev/null)" != "$SIZE" ]; then
-  echo "generating the benchmark image ($SIZE bytes, 8 layers) in $BENCH" >&2
+if [ ! -f "$BENCH/docker-save.tar" ] || [ "$(cat "$BENCH/size" 2>/dev/null)" != "$SIZE $SHAPE" ]; then
+  echo "generating the benchmark image ($SIZE bytes, $LAYERS layers, $SHAPE) in $BENCH" >&2
   rm -rf "$BENCH"; mkdir -p "$BENCH"
-  go run ./fixtures/gen -bench "$BENCH" -size "$SIZE" >&2
+  go run ./fixtures/gen -bench "$BENCH" -size "$SIZE" -layers "$LAYERS" "${GENFLAGS[@]}" >&2
   rm -rf "$BENCH/oci" # only the docker save is used here
   # The floor hashes the uncompressed layer tars as plain files (not timed).
   mkdir -p "$BENCH/save" && tar -xf "$BENCH/docker-save.tar" -C "$BENCH/save"
-  echo "$SIZE" >"$BENCH/size"
+  echo "$SIZE $SHAPE" >"$BENCH/size"
 fi
 GOSHA=$(cd "$BENCH" && pwd)/sha256floor
 go build -trimpath -o "$GOSHA" ./scripts/sha256floor
@@ -126,6 +133,7 @@ export BENCH SAVE_LAYERS IMAGE LC GOSHA
 export JOBS_FLAG="${JFLAG[*]:-}"
 BYTES=$IMAGE_BYTES
 IMAGE_DESC="Image: $IMAGE, $(gib "$IMAGE_BYTES") of uncompressed layers ($IMAGE_BYTES bytes)"
+[ "$SHAPE" = mixed ] || IMAGE_DESC="$IMAGE_DESC in $LAYERS layer(s) of $SHAPE"
 
 # tar_rows: the rows every image section shares; summary TOOL SAVEFN AUDITFN.
 tar_rows() {
