@@ -137,7 +137,6 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 
 	obs := newDiskObserver(env, l, meta, l.RootRel)
 	defer func() { obs.close() }()
-	files = seenOpener{o: obs, next: files}
 	// A full-rootfs layer's replay operations come from this same decode of
 	// its tar-split, for its own walk and those of the layers above it.
 	var produce func(any, int, error, bool)
@@ -147,20 +146,34 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 	pr, pw := io.Pipe()
 	done := make(chan assembled, 1)
 	var tap *splitTap
+	ch := make(chan []staged, 4)
+	side := newRebuildSide(ch, meta, files, obs.probe)
+	defer side.close()
 	go func() {
 		// The disk observer gets the headers tar-split recorded, read in
-		// step with the rebuild from its segments: a file of the wrong
-		// length, which shifts the rebuilt stream, cannot shift them.
+		// step with the records from its segments: a file of the wrong
+		// length, which shifts the rebuilt stream, cannot shift them. It
+		// runs on a goroutine of its own, a batch of records ahead of the
+		// rebuild (stage.go).
 		var st tarsplit.AssembleStats
 		r, err := tarsplit.Open(ts)
 		if err == nil {
 			la := &lookahead{src: r, probe: obs.probe, root: l.Root}
-			defer la.close()
 			tap = newSplitTap(la, obs.Header, produce != nil)
+			stop, staged := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(staged)
+				obs.stage(tap, ch, stop)
+			}()
 			// Headers and small files are handed to the pass in large
 			// writes, not one pipe round trip each.
 			bw := bufio.NewWriterSize(pw, 256<<10)
-			if st, err = tarsplit.AssembleFrom(ctx, tap, files, bw); err == nil {
+			st, err = tarsplit.AssembleFrom(ctx, side, side, bw)
+			side.settle()
+			close(stop)
+			<-staged
+			la.close()
+			if err == nil {
 				err = bw.Flush()
 			}
 		}
@@ -174,6 +187,7 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 	res, perr := verify.Pass(ctx, pr, verify.PassOptions{Observers: observers, MaxTarSize: l.MaxTarSize})
 	pr.CloseWithError(errors.New("layer pass ended"))
 	as := <-done
+	obs.replayXattrs(side)
 	var tsErr *tarsplit.FormatError
 	if produce != nil {
 		switch {

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -39,13 +38,14 @@ type diskObserver struct {
 	// of the tree other layers wrote are compared as inherited copies.
 	self int
 	seen map[*tnode]bool // tree nodes found on disk by the walk
-	// lastReg is the regular file compare has just lstat'ed, for the
-	// rebuild's open of the same entry right after (seenOpener).
+	// lastReg is the regular file compare has just lstat'ed, handed with
+	// its record to the rebuild (stage), which opens it.
 	lastReg     string
 	lastRegInfo fs.FileInfo
-	// pendingX is that file's xattr comparison, done on the descriptor the
-	// rebuild opens (flistxattr: no path to resolve) or, when it is not
-	// opened, by path before the next entry (settleX).
+	// pendingX is that file's xattr comparison, handed on with it: done on
+	// the descriptor the rebuild opens (flistxattr: no path to resolve) or,
+	// when it is not opened, by path (rebuildSide.settle). Outside a
+	// rebuild (flush) it is compared by path (settleX).
 	pendingX *attrs
 	buf      []byte // compareCopy's read buffer
 	// probe learns from the rebuild's first reads whether the layer's
@@ -108,59 +108,13 @@ func (o *diskObserver) Header(h *tar.Header) {
 	o.compare(h, clean, node)
 }
 
-// openSeen opens clean if it is the regular file compare lstat'ed last (the
-// rebuild opens each file right after the observer has seen its header), so
-// the open needs no lstat of its own: openRegularAt opens it in its
-// directory with O_NOFOLLOW and O_NONBLOCK, and fstat of the descriptor must
-// show the same regular file, or the caller's full path (tarsplit.Root.Open)
-// resolves the name. nil: not seen.
-func (o *diskObserver) openSeen(clean string) io.ReadCloser {
-	fi := o.lastRegInfo
-	if fi == nil || o.lastReg != clean {
-		return nil
-	}
-	o.lastReg, o.lastRegInfo = "", nil
-	dir, base := SplitDirBase(clean)
-	d, err := o.dirs.dirFile(dir)
-	if err != nil {
-		return nil
-	}
-	f := openRegularAt(d, base, fi)
-	if f == nil {
-		return nil
-	}
-	if o.probe.probing() {
-		f.probe = o.probe
-	}
-	if a := o.pendingX; a != nil && a.clean == clean {
-		o.pendingX = nil
-		got, err := f.xattrs(clean)
-		o.compareXattrsGot(a, got, err)
-	}
-	return f
-}
-
 // settleX compares a pending xattr comparison by path (the file was not
-// opened by the rebuild).
+// handed to a rebuild).
 func (o *diskObserver) settleX() {
 	if a := o.pendingX; a != nil {
 		o.pendingX = nil
 		o.compareXattrs(a)
 	}
-}
-
-// seenOpener is the rebuild's FileOpener: a file the observer has just
-// lstat'ed is opened through openSeen, anything else by next.
-type seenOpener struct {
-	o    *diskObserver
-	next tarsplit.FileOpener
-}
-
-func (s seenOpener) Open(name string) (io.ReadCloser, error) {
-	if f := s.o.openSeen(name); f != nil {
-		return f, nil
-	}
-	return s.next.Open(name)
 }
 
 // lookup returns the directory root of clean and its base name.

@@ -3,6 +3,7 @@ package diskcheck
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/layercheck/layercheck/tarsplit"
 )
@@ -26,14 +27,15 @@ const (
 )
 
 // cacheProbe is what the rebuild's first reads of a layer's files found
-// (fdFile.Read). It is used on the rebuild's goroutine only.
+// (fdFile.Read, on the rebuild's goroutine), for the lookahead (on the
+// stage's).
 type cacheProbe struct {
-	cold bool // a file's first page was not in the page cache
-	off  bool // RWF_NOWAIT is not supported here: no probing
+	cold atomic.Bool // a file's first page was not in the page cache
+	off  atomic.Bool // RWF_NOWAIT is not supported here: no probing
 }
 
 // probing reports whether the next file opened should be probed.
-func (p *cacheProbe) probing() bool { return p != nil && !p.cold && !p.off }
+func (p *cacheProbe) probing() bool { return p != nil && !p.cold.Load() && !p.off.Load() }
 
 // lookahead is a tarsplit.EntrySource over src that decodes up to
 // lookaheadEntries records (lookaheadBytes of file data) ahead of its
@@ -92,7 +94,7 @@ func (l *lookahead) fill() {
 			l.ahead += e.Size
 		}
 	}
-	if l.probe == nil || !l.probe.cold {
+	if l.probe == nil || !l.probe.cold.Load() {
 		return
 	}
 	if l.ask == nil {

@@ -62,7 +62,7 @@ func TestLookahead(t *testing.T) {
 				t.Fatalf("warm: %d files asked for", len(asked))
 			}
 			if i == 199 {
-				probe.cold = true // the rebuild's probe found a file not cached
+				probe.cold.Store(true) // the rebuild's probe found a file not cached
 			}
 		}
 		// From the first cold file on, every file not yet returned is asked
@@ -133,14 +133,14 @@ func TestProbe(t *testing.T) {
 		}
 		return probe
 	}
-	if pr := read(); pr.cold || pr.off {
-		t.Errorf("cached file: probe %+v, want warm", *pr)
+	if pr := read(); pr.cold.Load() || pr.off.Load() {
+		t.Errorf("cached file: probe cold %v, off %v; want warm", pr.cold.Load(), pr.off.Load())
 	}
 	if !evict(t, p) {
 		t.Skip("this filesystem keeps its pages (posix_fadvise DONTNEED): cannot make a file cold")
 	}
-	if pr := read(); !pr.cold {
-		t.Errorf("evicted file: probe %+v, want cold", *pr)
+	if pr := read(); !pr.cold.Load() {
+		t.Errorf("evicted file: probe off %v, want cold", pr.off.Load())
 	}
 }
 

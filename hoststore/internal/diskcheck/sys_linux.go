@@ -99,10 +99,10 @@ func (f *fdFile) Read(p []byte) (int, error) {
 		case err == nil:
 			return n, nil
 		case err == unix.EAGAIN:
-			pr.cold = true
+			pr.cold.Store(true)
 		case err == unix.EINTR:
 		default: // not supported by this kernel or filesystem: no probing
-			pr.off = true
+			pr.off.Store(true)
 		}
 	}
 	for {
