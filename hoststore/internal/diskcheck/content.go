@@ -146,7 +146,7 @@ func Check(ctx context.Context, env *Env, l *Layer) (*Result, error) {
 	pr, pw := io.Pipe()
 	done := make(chan assembled, 1)
 	var tap *splitTap
-	ch := make(chan []staged, 4)
+	ch := make(chan []staged, stageQueue)
 	side := newRebuildSide(ch, meta, files, obs.probe)
 	defer side.close()
 	go func() {

@@ -26,11 +26,21 @@
 // layers parents first so a layer's own rebuild is the decode its children use.
 //
 // Each entry costs one lstat: the observer's. The rebuild opens the regular
-// file the observer has just lstat'ed in its directory, on a bare descriptor
+// file the observer has lstat'ed in its directory, on a bare descriptor
 // (O_NOFOLLOW|O_NONBLOCK, and fstat must show the same inode: a device node
 // is never opened), lists its xattrs on that descriptor, and the walk for
 // extra entries takes the observer's results from the path tree instead of a
 // second lstat.
+//
+// A layer's check runs on three goroutines (stage.go): the observer's stage
+// (tar-split decoded, headers read in step, each compared with lstat), the
+// rebuild (files opened, read, CRC-64 compared, the stream written) and the
+// engine's pass (the stream hashed, its tar walked). The stage hands the
+// rebuild batches of records with the file it lstat'ed for each; the xattrs
+// the rebuild lists are compared in record order once it is done, so the
+// report is the same however the goroutines interleave. One layer of many
+// small files, where system calls per file are the cost, so keeps two cores
+// busy instead of one.
 //
 // From a cold page cache the rebuild would wait for the disk at each file,
 // one file at a time. The rebuild's first read of each file is made with

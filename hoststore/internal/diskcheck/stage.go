@@ -26,7 +26,15 @@ import (
 // once the rebuild is done (replayXattrs), so the report does not depend on
 // how the goroutines interleave.
 
-const stageBatch = 64 // records handed over at once
+// A batch ends at stageBatch records or stageBytes of file data, and the
+// stage keeps at most stageQueue batches ahead of the rebuild: it stays a
+// few MiB ahead, so the lookahead's read-ahead (16 MiB ahead of the stage)
+// asks for what the rebuild reads soon, not what it reads last.
+const (
+	stageBatch = 32
+	stageBytes = 1 << 20
+	stageQueue = 2
+)
 
 // staged is one record on its way from the stage to the rebuild.
 type staged struct {
@@ -47,15 +55,18 @@ type staged struct {
 func (o *diskObserver) stage(tap *splitTap, ch chan<- []staged, stop <-chan struct{}) {
 	defer close(ch)
 	batch := make([]staged, 0, stageBatch)
+	var bytes int64
 	for {
 		e, err := tap.Next()
 		it := staged{e: e, err: err}
 		if err == nil && e.Type == tarsplit.FileEntry {
 			it.clean, it.seen, it.px = o.lastReg, o.lastRegInfo, o.pendingX
 			o.lastReg, o.lastRegInfo, o.pendingX = "", nil, nil
+			bytes += e.Size
 		}
 		batch = append(batch, it)
-		if err != nil || len(batch) == stageBatch {
+		if err != nil || len(batch) == stageBatch || bytes >= stageBytes {
+			bytes = 0
 			select {
 			case ch <- batch:
 			case <-stop:
