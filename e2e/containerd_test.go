@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/layercheck/layercheck/hoststore/containerd"
 	"github.com/layercheck/layercheck/report"
+	"github.com/layercheck/layercheck/store/storetest"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -34,16 +34,7 @@ func ctrdAudit(t *testing.T, root string, opts containerd.Options) (*containerd.
 	return st, b.Finish("host", root, "e2e")
 }
 
-func ctrdFindings(r *report.Report) string {
-	var sb strings.Builder
-	for _, f := range r.Findings {
-		fmt.Fprintf(&sb, "  %s %s %s: %s (want %q got %q)\n", f.Severity, f.Check, f.Subject, f.Message, f.Expected, f.Actual)
-	}
-	for _, p := range r.Problems {
-		fmt.Fprintf(&sb, "  problem %s: %s\n", p.Subject, p.Message)
-	}
-	return sb.String()
-}
+func ctrdFindings(r *report.Report) string { return storetest.ReportText(r) }
 
 func requireNoErrors(t *testing.T, what string, r *report.Report) {
 	t.Helper()

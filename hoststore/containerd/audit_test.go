@@ -18,6 +18,7 @@ import (
 	"github.com/layercheck/layercheck/fixtures"
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/source"
+	"github.com/layercheck/layercheck/store/storetest"
 	"github.com/layercheck/layercheck/verify"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -95,16 +96,7 @@ func audit(t *testing.T, root string, opts Options) *report.Report {
 	return b.Finish("host", root, "test")
 }
 
-func dump(rep *report.Report) string {
-	var sb strings.Builder
-	for _, f := range rep.Findings {
-		fmt.Fprintf(&sb, "  %s %s [%s] %s (want %q got %q)\n", f.Severity, f.Check, f.Subject, f.Message, f.Expected, f.Actual)
-	}
-	for _, p := range rep.Problems {
-		fmt.Fprintf(&sb, "  problem [%s] %s\n", p.Subject, p.Message)
-	}
-	return sb.String()
-}
+func dump(rep *report.Report) string { return storetest.ReportText(rep) }
 
 // clean asserts no error or warning finding and no problem.
 func clean(t *testing.T, rep *report.Report) {

@@ -49,16 +49,7 @@ func (w want) match(f report.Finding) bool {
 		(w.digest == "" || f.Subject.Digest == w.digest) && (w.image == "" || f.Subject.Image == w.image)
 }
 
-func findingsText(r *report.Report) string {
-	var b strings.Builder
-	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "  %s %s [%s] %s (expected %q, actual %q)\n", f.Severity, f.Check, f.Subject, f.Message, f.Expected, f.Actual)
-	}
-	for _, p := range r.Problems {
-		fmt.Fprintf(&b, "  PROBLEM [%s] %s\n", p.Subject, p.Message)
-	}
-	return b.String()
-}
+func findingsText(r *report.Report) string { return storetest.ReportText(r) }
 
 func requireFinding(t *testing.T, r *report.Report, w want) {
 	t.Helper()
