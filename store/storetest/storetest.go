@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/layercheck/layercheck/report"
 	"github.com/layercheck/layercheck/store"
@@ -384,7 +385,7 @@ func ReportText(r *report.Report) string {
 // (fdatasync, then posix_fadvise DONTNEED: nothing under root changes), so
 // that the next reads come from the disk, as after a reboot. It reports
 // whether that worked here: false where the filesystem keeps its pages
-// (tmpfs) or RWF_NOWAIT cannot tell.
+// (tmpfs).
 func EvictPageCache(t testing.TB, root string) bool {
 	t.Helper()
 	var sample string
@@ -414,8 +415,8 @@ func EvictPageCache(t testing.TB, root string) bool {
 	return sample != "" && Cold(t, sample)
 }
 
-// Cold reports whether the first byte of the file p is not in the page
-// cache: a read with RWF_NOWAIT would wait for the disk.
+// Cold reports whether the first page of the file p is not in the page
+// cache (mincore; a read with RWF_NOWAIT would start reading it).
 func Cold(t testing.TB, p string) bool {
 	t.Helper()
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -423,6 +424,14 @@ func Cold(t testing.TB, p string) bool {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	_, err = unix.Preadv2(fd, [][]byte{make([]byte, 1)}, 0, unix.RWF_NOWAIT)
-	return err == unix.EAGAIN
+	m, err := unix.Mmap(fd, 0, 1, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	var vec [1]byte
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatalf("mincore %s: %v", p, e)
+	}
+	return vec[0]&1 == 0
 }

@@ -19,11 +19,16 @@ import (
 // into the page cache (posix_fadvise WILLNEED, prefetcher); by the time the
 // rebuild opens a file its pages are arriving. From a warm cache nothing is
 // asked and nothing is added per file: the probe is the rebuild's own first
-// read with RWF_NOWAIT. The hint reads nothing the rebuild would not read
-// next, writes nothing and holds nothing open past the layer's check.
+// read with RWF_NOWAIT. The prefetcher checks one file in warmSample (is it
+// cached?) and after warmRun files in a row that were, it stops (the probe
+// watches again): a layer with a few cold files does not pay for the rest.
+// The hint reads nothing the rebuild would not read next, writes nothing and
+// holds nothing open past the layer's check.
 const (
 	lookaheadEntries = 128      // records decoded ahead, at most
 	lookaheadBytes   = 16 << 20 // file bytes asked for ahead, at most
+	warmRun          = 64       // cached files in a row that end a read-ahead
+	warmSample       = 8        // of which one in warmSample is checked
 )
 
 // cacheProbe is what the rebuild's first reads of a layer's files found
@@ -98,7 +103,7 @@ func (l *lookahead) fill() {
 		return
 	}
 	if l.ask == nil {
-		l.pf = newPrefetcher(l.root)
+		l.pf = newPrefetcher(l.root, l.probe)
 		l.ask = l.pf.request
 	}
 	for i := max(l.sent, l.head); i < len(l.q); i++ {
@@ -125,8 +130,10 @@ type prefetcher struct {
 }
 
 // newPrefetcher starts one for the layer directory root; nil (requests
-// ignored) when root cannot be opened: the rebuild reports that.
-func newPrefetcher(root string) *prefetcher {
+// ignored) when root cannot be opened: the rebuild reports that. After
+// warmRun files in a row found cached (one in warmSample checked) it clears
+// probe.cold.
+func newPrefetcher(root string, probe *cacheProbe) *prefetcher {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return nil
@@ -135,14 +142,30 @@ func newPrefetcher(root string) *prefetcher {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		// Every warmSample-th file is checked (one system call more); the
+		// others are asked for unchecked.
+		warm, n := 0, 0
 		for name := range p.ch {
 			clean, ok := CleanEntry(name)
 			if !ok || clean == "." || isPlnk(clean) {
 				continue
 			}
 			dir, base := SplitDirBase(clean)
-			if d, err := p.dirs.dirFile(dir); err == nil {
-				willNeedAt(d, base)
+			d, err := p.dirs.dirFile(dir)
+			if err != nil {
+				continue
+			}
+			n++
+			check := n%warmSample == 0
+			switch cached := willNeedAt(d, base, check); {
+			case !check:
+			case cached:
+				if warm++; warm >= warmRun/warmSample && probe != nil {
+					probe.cold.Store(false)
+					warm = 0
+				}
+			default:
+				warm = 0
 			}
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/layercheck/layercheck/store/storetest"
 	"github.com/layercheck/layercheck/tarsplit"
 	"golang.org/x/sys/unix"
 )
@@ -82,7 +83,7 @@ func TestLookahead(t *testing.T) {
 }
 
 // evict drops the file's pages from the page cache; false where that does
-// not work (tmpfs).
+// not work (tmpfs). (storetest.EvictPageCache does a whole tree.)
 func evict(t *testing.T, p string) bool {
 	t.Helper()
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -96,8 +97,7 @@ func evict(t *testing.T, p string) bool {
 	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
 	}
-	_, err = unix.Preadv2(fd, [][]byte{make([]byte, 1)}, 0, unix.RWF_NOWAIT)
-	return err == unix.EAGAIN
+	return storetest.Cold(t, p)
 }
 
 // TestProbe: the rebuild's first read of a file not in the page cache
@@ -185,13 +185,61 @@ func TestWillNeedAt(t *testing.T) {
 		return n / unix.SizeofInotifyEvent
 	}
 	for _, base := range []string{"fifo", "link", "missing", "."} {
-		willNeedAt(d, base)
+		willNeedAt(d, base, true)
 		if n := opened(); n != 0 {
 			t.Errorf("willNeedAt(%q) opened a file (%d events)", base, n)
 		}
 	}
-	willNeedAt(d, "reg")
+	if !willNeedAt(d, "reg", true) {
+		t.Errorf("willNeedAt(reg): a file just written is not cached")
+	}
 	if opened() == 0 {
 		t.Errorf("willNeedAt(reg) did not open the regular file")
+	}
+	if evict(t, reg) && willNeedAt(d, "reg", true) {
+		t.Errorf("willNeedAt(reg): an evicted file is cached")
+	}
+}
+
+// TestPrefetcherStopsWhenWarm: a read-ahead that finds warmRun files in a
+// row cached clears the layer's cold mark (the rebuild's probe watches
+// again); files that are not cached keep it.
+func TestPrefetcherStopsWhenWarm(t *testing.T) {
+	dir := t.TempDir()
+	var names []string
+	for i := 0; i < warmRun+10; i++ {
+		n := fmt.Sprintf("d/f%03d", i)
+		if i == 0 {
+			if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	run := func() bool {
+		probe := &cacheProbe{}
+		probe.cold.Store(true)
+		p := newPrefetcher(dir, probe)
+		for _, n := range names {
+			p.ch <- n // every request handled, none dropped
+		}
+		p.close()
+		return probe.cold.Load()
+	}
+	if run() {
+		t.Errorf("%d cached files: still cold", len(names))
+	}
+	cold := true
+	for _, n := range names { // never warmRun cached files in a row
+		cold = cold && evict(t, filepath.Join(dir, n))
+	}
+	if !cold {
+		t.Skip("this filesystem keeps its pages (posix_fadvise DONTNEED): cannot make a file cold")
+	}
+	if !run() {
+		t.Errorf("cold files: cleared")
 	}
 }

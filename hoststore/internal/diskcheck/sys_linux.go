@@ -194,24 +194,33 @@ func SeesTrustedXattrs() bool {
 }
 
 // willNeedAt asks the kernel to read base, in the open directory dir, into
-// the page cache if it is a regular file: lstat first (a device node is
-// never opened), then the rebuild's open (no symlink followed, no blocking
-// on a FIFO swapped in) and fstat of the descriptor showing the same
-// regular file. Errors are ignored: it is a hint.
-func willNeedAt(dir *os.File, base string) {
+// the page cache if it is a regular file that is not cached: lstat first (a
+// device node is never opened), then the rebuild's open (no symlink
+// followed, no blocking on a FIFO swapped in) and fstat of the descriptor
+// showing the same regular file, then, when check is set, a one-byte read
+// with RWF_NOWAIT (is its first page cached?). It reports whether the file
+// was found cached. Errors are ignored: it is a hint.
+func willNeedAt(dir *os.File, base string, check bool) (cached bool) {
 	var st unix.Stat_t
 	dfd := int(dir.Fd())
 	if unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size == 0 {
-		return
+		return false
 	}
 	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return
+		return false
 	}
 	defer unix.Close(fd)
 	ino := st.Ino
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != ino {
-		return
+		return false
+	}
+	if check {
+		var b [1]byte
+		if _, err := unix.Preadv2(fd, [][]byte{b[:]}, 0, unix.RWF_NOWAIT); err == nil {
+			return true
+		}
 	}
 	_ = unix.Fadvise(fd, 0, 0, unix.FADV_WILLNEED)
+	return false
 }

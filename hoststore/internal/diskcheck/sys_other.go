@@ -39,4 +39,4 @@ func (*fdFile) xattrs(string) (map[string]string, error) {
 	return nil, errors.New("xattrs: unsupported on this system")
 }
 
-func willNeedAt(*os.File, string) {}
+func willNeedAt(*os.File, string, bool) bool { return false }
