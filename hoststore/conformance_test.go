@@ -128,6 +128,31 @@ func TestConformanceContainerdCapture(t *testing.T) {
 	}
 }
 
+// TestConformanceCStorageCapture runs the suite on a real podman graph root
+// (overlay where the capture's kernel mounted it, else vfs), with podman's
+// own answers as the expected images.
+func TestConformanceCStorageCapture(t *testing.T) {
+	for _, name := range []string{"podman-overlay", "podman-vfs"} {
+		t.Run(name, func(t *testing.T) {
+			root, truth := extract(t, name)
+			var want []store.Image
+			for _, ti := range truth.Images {
+				w := store.Image{ID: digest.Digest(ti.ID)}
+				for _, tag := range ti.RepoTags {
+					w.Names = append(w.Names, ref.Normalize(tag))
+				}
+				for _, d := range ti.DiffIDs {
+					w.Layers = append(w.Layers, store.Layer{DiffID: digest.Digest(d)})
+				}
+				want = append(want, w)
+			}
+			storetest.Run(t, storetest.Case{
+				Name: name, Kind: store.ContainersStorage, Root: root, Open: opener(root), Images: want,
+			})
+		})
+	}
+}
+
 // TestDetect recognises each kind from the contents alone.
 func TestDetect(t *testing.T) {
 	st := dockertest.Build(t, dockertest.DefaultSpec("vfs", false))

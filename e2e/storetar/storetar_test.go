@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -309,6 +310,8 @@ func TestCapturedStores(t *testing.T) {
 				checkDockerCapture(t, truth, files, headers)
 			case "containerd":
 				checkContainerdCapture(t, truth, headers)
+			case "containers-storage":
+				checkCStorageCapture(t, truth, files, headers)
 			default:
 				t.Fatalf("unknown kind %q", truth.Kind)
 			}
@@ -419,6 +422,54 @@ func checkContainerdCapture(t *testing.T, truth *Truth, headers map[string]*tar.
 	}
 }
 
+// checkCStorageCapture: the graph root's image and layer records hold every
+// image podman listed, with its layers.
+func checkCStorageCapture(t *testing.T, truth *Truth, files map[string][]byte, headers map[string]*tar.Header) {
+	if len(truth.Images) == 0 {
+		t.Fatal("no image in the ground truth")
+	}
+	drv := truth.Driver
+	var imgs []struct {
+		ID    string `json:"id"`
+		Layer string `json:"layer"`
+	}
+	if err := json.Unmarshal(files[drv+"-images/images.json"], &imgs); err != nil {
+		t.Fatalf("%s-images/images.json: %v", drv, err)
+	}
+	var layers []struct {
+		ID         string `json:"id"`
+		DiffDigest string `json:"diff-digest"`
+	}
+	if err := json.Unmarshal(files[drv+"-layers/layers.json"], &layers); err != nil {
+		t.Fatalf("%s-layers/layers.json: %v", drv, err)
+	}
+	diffs := map[string]bool{}
+	for _, l := range layers {
+		diffs[l.DiffDigest] = true
+		dir := drv + "/" + l.ID // overlay: <id>/diff, link, lower
+		if drv == "vfs" {
+			dir = "vfs/dir/" + l.ID
+		}
+		if headers[dir] == nil {
+			t.Errorf("layer %s has no directory %s", l.ID, dir)
+		}
+	}
+	ids := map[string]bool{}
+	for _, im := range imgs {
+		ids["sha256:"+im.ID] = true
+	}
+	for _, im := range truth.Images {
+		if !ids[im.ID] {
+			t.Errorf("%s: image %s is not in images.json", im.Ref, im.ID)
+		}
+		for _, d := range im.DiffIDs {
+			if !diffs[d] {
+				t.Errorf("%s: no layer with diff digest %s", im.Ref, d)
+			}
+		}
+	}
+}
+
 func gzipWriter(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
 
 // TestExtractCapturedStores: as root, every committed capture extracts into a
@@ -445,6 +496,15 @@ func TestExtractCapturedStores(t *testing.T) {
 			dir := t.TempDir()
 			if err := Extract(f, dir); err != nil {
 				t.Fatal(err)
+			}
+			if truth.Kind == "containers-storage" {
+				for _, im := range truth.Images {
+					p := filepath.Join(dir, truth.Driver+"-images", strings.TrimPrefix(im.ID, "sha256:"))
+					if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+						t.Errorf("%s: extracted image directory: %v", im.Ref, err)
+					}
+				}
+				return
 			}
 			for _, im := range truth.Images {
 				cfg := filepath.Join(dir, "image", truth.Driver, "imagedb", "content", "sha256", strings.TrimPrefix(im.ID, "sha256:"))

@@ -10,20 +10,21 @@ import (
 // <name>.tar.gz): what the daemon itself answered about the store just before
 // it was stopped and captured.
 type Truth struct {
-	Kind       string           `json:"kind"`             // "docker" or "containerd"
-	Driver     string           `json:"driver,omitempty"` // Docker storage driver
+	Kind       string           `json:"kind"`             // "docker", "containerd" or "containers-storage"
+	Driver     string           `json:"driver,omitempty"` // Docker or containers-storage graph driver
 	Version    string           `json:"version"`          // daemon version
 	Capture    string           `json:"capture"`          // file name of the capture
 	Root       string           `json:"root"`             // what the capture's root is: "the Docker data root"...
 	Excluded   []string         `json:"excluded"`         // top-level paths left out of the capture
-	Images     []TruthImage     `json:"images,omitempty"` // Docker images
+	Images     []TruthImage     `json:"images,omitempty"` // Docker and containers-storage images
 	Containers []TruthContainer `json:"containers,omitempty"`
 	CtrImages  []TruthCtrImage  `json:"ctrImages,omitempty"` // containerd images
 	Notes      []string         `json:"notes,omitempty"`
 }
 
 // TruthImage is one Docker image: `docker image inspect` plus the layer
-// store's chainIDs and cache IDs, base layer first.
+// store's chainIDs and cache IDs, base layer first; or one containers-storage
+// image: `podman image inspect` (no chainIDs or cache IDs).
 type TruthImage struct {
 	Ref         string   `json:"ref"`
 	ID          string   `json:"id"`

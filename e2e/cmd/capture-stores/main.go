@@ -1,17 +1,23 @@
 // Command capture-stores regenerates the captures of real stores under
-// fixtures/testdata/stores: an overlay2 and a vfs Docker data root and a
-// containerd root, each as <name>.tar.gz (storetar format: PAX xattrs, device
-// nodes) with the daemon's own answers in <name>.json.
+// fixtures/testdata/stores: an overlay2 and a vfs Docker data root, a
+// containerd root and a podman graph root (containers-storage), each as
+// <name>.tar.gz (storetar format: PAX xattrs, device nodes) with the tool's
+// own answers in <name>.json.
 //
 // It runs as root (`make capture-stores`), with the daemons of the e2e
 // harness: per driver a dockerd loads, imports, builds, pushes, removes and
 // pulls back three tiny images and creates a container; the standalone
 // containerd imports them with the overlayfs and native snapshotters and
-// pulls one from the registry. Every daemon is stopped before its store is
-// captured, and runtime files (network state, swarm, temporary files,
-// plugins) are left out. Captures differ from run to run (random IDs, times).
+// pulls one from the registry; podman (rootful, private roots, no daemon)
+// loads the same save, pulls one back and creates a container. Every daemon
+// is stopped before its store is captured, and runtime files (network state,
+// swarm, temporary files, plugins) are left out. Captures differ from run to
+// run (random IDs, times).
 //
-// Usage: capture-stores [-out DIR] [-drivers overlay2,vfs]
+// Usage: capture-stores [-out DIR] [-drivers overlay2,vfs] [-stores docker,containerd,podman]
+//
+// -stores names the captures to write; the Docker images are made in any
+// case (the other stores take them from its save and its registry push).
 package main
 
 import (
@@ -36,14 +42,25 @@ var dockerExcluded = []string{"network", "swarm", "tmp", "runtimes", "plugins", 
 func main() {
 	out := flag.String("out", filepath.Join("fixtures", "testdata", "stores"), "output directory")
 	drv := flag.String("drivers", "", "Docker storage drivers, comma-separated (default: overlay2 and vfs; overlay2 only where the kernel allows it)")
+	stores := flag.String("stores", "docker,containerd,podman", "the captures to write, comma-separated")
 	flag.Parse()
-	if err := run(*out, *drv); err != nil {
+	want := map[string]bool{}
+	for _, k := range strings.Split(*stores, ",") {
+		switch k {
+		case "docker", "containerd", "podman":
+			want[k] = true
+		default:
+			fmt.Fprintf(os.Stderr, "capture-stores: -stores: unknown store %q (docker, containerd, podman)\n", k)
+			os.Exit(2)
+		}
+	}
+	if err := run(*out, *drv, want); err != nil {
 		fmt.Fprintf(os.Stderr, "capture-stores: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, drivers string) (err error) {
+func run(out, drivers string, want map[string]bool) (err error) {
 	ctx := context.Background()
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -70,13 +87,31 @@ func run(out, drivers string) (err error) {
 	}
 	var saves []string
 	for _, d := range list {
-		save, err := captureDocker(ctx, env, reg, d, out)
+		save, err := captureDocker(ctx, env, reg, d, out, want["docker"])
 		if err != nil {
 			return fmt.Errorf("docker %s: %w", d, err)
 		}
 		saves = append(saves, save)
 	}
-	return captureContainerd(ctx, env, reg, saves[len(saves)-1], list[len(list)-1], out)
+	save, driver := saves[len(saves)-1], list[len(list)-1]
+	if want["containerd"] {
+		if err := captureContainerd(ctx, env, reg, save, driver, out); err != nil {
+			return fmt.Errorf("containerd: %w", err)
+		}
+	}
+	if want["podman"] {
+		pdrivers := []string{"overlay", "vfs"}
+		if perr := harness.ProbeOverlay(env.Path("tmp")); perr != nil {
+			env.Logf("no podman overlay capture, the kernel refuses overlay mounts: %v", perr)
+			pdrivers = []string{"vfs"}
+		}
+		for _, pd := range pdrivers {
+			if err := capturePodman(ctx, env, reg, save, driver, pd, out); err != nil {
+				return fmt.Errorf("podman %s: %w", pd, err)
+			}
+		}
+	}
+	return nil
 }
 
 // tinyImages makes the three images of a capture on d and returns a save of
@@ -153,14 +188,16 @@ func tinyImages(ctx context.Context, env *harness.Env, reg *harness.Registry, d 
 	return how, all, nil
 }
 
-func captureDocker(ctx context.Context, env *harness.Env, reg *harness.Registry, driver, out string) (string, error) {
+// captureDocker makes the tiny images on a dockerd with driver and, when
+// write is set, captures its data root. It returns the save of the images.
+func captureDocker(ctx context.Context, env *harness.Env, reg *harness.Registry, driver, out string, write bool) (string, error) {
 	d, err := env.StartDocker(driver)
 	if err != nil {
 		return "", err
 	}
 	how, save, err := tinyImages(ctx, env, reg, d)
-	if err != nil {
-		return "", err
+	if err != nil || !write {
+		return save, err
 	}
 	truth := &storetar.Truth{
 		Kind:     "docker",
@@ -273,6 +310,83 @@ func captureContainerd(ctx context.Context, env *harness.Env, reg *harness.Regis
 		return err
 	}
 	return storetar.WriteTruth(filepath.Join(out, "containerd.json"), truth)
+}
+
+// capturePodman loads the save of the tiny images into a podman graph root
+// with driver drv (overlay or vfs), pulls the built one back from the
+// registry, creates a container and captures the graph root.
+func capturePodman(ctx context.Context, env *harness.Env, reg *harness.Registry, save, dockerDriver, drv, out string) error {
+	p, err := env.NewPodman("capture-"+drv, drv)
+	if err != nil {
+		return err
+	}
+	if err := p.Probe(ctx); err != nil {
+		return err
+	}
+	pol := "--signature-policy=" + p.Policy
+	remote := reg.Ref(dockerDriver + "/tiny-built:1")
+	if _, err := p.CLI(ctx, "load", pol, "--input", save); err != nil {
+		return err
+	}
+	if _, err := p.CLI(ctx, "pull", pol, "--tls-verify=false", "--quiet", remote); err != nil {
+		return err
+	}
+	imgs, err := p.AllImages(ctx)
+	if err != nil {
+		return err
+	}
+	truth := &storetar.Truth{
+		Kind:     "containers-storage",
+		Driver:   drv,
+		Version:  podmanVersion(ctx, p),
+		Capture:  "podman-" + drv + ".tar.gz",
+		Root:     "the podman graph root (--root); its run root (--runroot) is not captured",
+		Excluded: []string{},
+		Notes: []string{
+			"made by `make capture-stores` (e2e/cmd/capture-stores): rootful podman with private roots and configuration, no daemon",
+			"podman load of the docker save of the three tiny images (dockerd " + dockerDriver + "), then podman pull of " + remote + " (the built image, pushed by that dockerd), then podman create of a container (never started) when podman could",
+		},
+	}
+	for _, im := range imgs {
+		how := "load"
+		for _, t := range im.RepoTags {
+			if strings.HasPrefix(t, remote[:strings.Index(remote, "/")]) {
+				how = "load, pull"
+			}
+		}
+		r := im.ID
+		if len(im.RepoTags) > 0 {
+			r = im.RepoTags[0]
+		}
+		truth.Images = append(truth.Images, storetar.TruthImage{
+			Ref: r, ID: im.ConfigDigest(), RepoTags: im.RepoTags, RepoDigests: im.RepoDigests,
+			DiffIDs: im.RootFS.Layers, Pulled: how != "load", How: how,
+		})
+		if strings.Contains(strings.Join(im.RepoTags, " "), "tiny-built") {
+			if b, err := p.CLI(ctx, "create", "--name", "tiny-created", "--network", "none", im.ID, "/bin/true"); err != nil {
+				env.Logf("podman create refused, the capture has no container: %v", err)
+			} else {
+				truth.Containers = append(truth.Containers, storetar.TruthContainer{Name: "tiny-created", ID: strings.TrimSpace(string(b)), Image: im.ConfigDigest(), Status: "created"})
+			}
+		}
+	}
+	sort.Slice(truth.Images, func(i, j int) bool { return truth.Images[i].Ref < truth.Images[j].Ref })
+	if err := capture(p.Root, filepath.Join(out, truth.Capture), nil); err != nil {
+		return err
+	}
+	return storetar.WriteTruth(filepath.Join(out, "podman-"+drv+".json"), truth)
+}
+
+func podmanVersion(ctx context.Context, p *harness.Podman) string {
+	b, err := p.CLI(ctx, "--version")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b)) // "podman version 4.3.1"
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
 }
 
 func containerdVersion(ctx context.Context, c *harness.Containerd) string {
