@@ -58,24 +58,30 @@ func extract(t *testing.T, name string) (string, *storetar.Truth) {
 	return storetar.ExtractCapture(t, name)
 }
 
+// truthImages are a capture's images as the tool that made it listed them:
+// ID, names, diffIDs.
+func truthImages(truth *storetar.Truth) []store.Image {
+	var want []store.Image
+	for _, ti := range truth.Images {
+		w := store.Image{ID: digest.Digest(ti.ID)}
+		for _, tag := range ti.RepoTags {
+			w.Names = append(w.Names, ref.Normalize(tag))
+		}
+		for _, d := range ti.DiffIDs {
+			w.Layers = append(w.Layers, store.Layer{DiffID: digest.Digest(d)})
+		}
+		want = append(want, w)
+	}
+	return want
+}
+
 // TestConformanceDockerCaptures runs the suite on real dockerd data roots,
 // with the daemon's own answers as the expected images.
 func TestConformanceDockerCaptures(t *testing.T) {
 	for _, name := range []string{"docker-overlay2", "docker-vfs"} {
 		root, truth := extract(t, name)
-		var want []store.Image
-		for _, ti := range truth.Images {
-			w := store.Image{ID: digest.Digest(ti.ID)}
-			for _, tag := range ti.RepoTags {
-				w.Names = append(w.Names, ref.Normalize(tag))
-			}
-			for _, d := range ti.DiffIDs {
-				w.Layers = append(w.Layers, store.Layer{DiffID: digest.Digest(d)})
-			}
-			want = append(want, w)
-		}
 		storetest.Run(t, storetest.Case{
-			Name: name, Kind: store.Docker, Root: root, Open: opener(root), Images: want,
+			Name: name, Kind: store.Docker, Root: root, Open: opener(root), Images: truthImages(truth),
 			AllowFindings: []report.Check{"host-image-dangling", "host-leftover"},
 		})
 	}
@@ -135,19 +141,8 @@ func TestConformanceCStorageCapture(t *testing.T) {
 	for _, name := range []string{"podman-overlay", "podman-vfs"} {
 		t.Run(name, func(t *testing.T) {
 			root, truth := extract(t, name)
-			var want []store.Image
-			for _, ti := range truth.Images {
-				w := store.Image{ID: digest.Digest(ti.ID)}
-				for _, tag := range ti.RepoTags {
-					w.Names = append(w.Names, ref.Normalize(tag))
-				}
-				for _, d := range ti.DiffIDs {
-					w.Layers = append(w.Layers, store.Layer{DiffID: digest.Digest(d)})
-				}
-				want = append(want, w)
-			}
 			storetest.Run(t, storetest.Case{
-				Name: name, Kind: store.ContainersStorage, Root: root, Open: opener(root), Images: want,
+				Name: name, Kind: store.ContainersStorage, Root: root, Open: opener(root), Images: truthImages(truth),
 			})
 		})
 	}
