@@ -393,16 +393,8 @@ func EvictPageCache(t testing.TB, root string) bool {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		if err != nil {
+		if err := dropPages(p); err != nil {
 			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.Fdatasync(fd); err != nil {
-			return fmt.Errorf("fdatasync %s: %w", p, err)
-		}
-		if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
-			return fmt.Errorf("fadvise %s: %w", p, err)
 		}
 		if fi, err := d.Info(); err == nil && sample == "" && fi.Size() > 0 {
 			sample = p
@@ -413,6 +405,33 @@ func EvictPageCache(t testing.TB, root string) bool {
 		t.Fatalf("dropping the page cache under %s: %v", root, err)
 	}
 	return sample != "" && Cold(t, sample)
+}
+
+// EvictFile drops the cached pages of the regular file p, as
+// EvictPageCache does for a tree, and reports whether it is cold now.
+func EvictFile(t testing.TB, p string) bool {
+	t.Helper()
+	if err := dropPages(p); err != nil {
+		t.Fatal(err)
+	}
+	return Cold(t, p)
+}
+
+// dropPages writes back and drops the cached pages of the regular file p
+// (fdatasync, posix_fadvise DONTNEED); its contents and times stay.
+func dropPages(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fdatasync(fd); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", p, err)
+	}
+	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("fadvise %s: %w", p, err)
+	}
+	return nil
 }
 
 // Cold reports whether the first page of the file p is not in the page

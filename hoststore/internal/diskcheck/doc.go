@@ -48,7 +48,8 @@
 // file not cached, the tar-split is decoded up to 128 records (16 MiB of
 // file data) ahead and a goroutine asks the kernel to read the coming files
 // (posix_fadvise WILLNEED, after the same lstat-then-open precautions), so
-// their pages are arriving when the rebuild gets to them (prefetch.go). The
+// their pages are arriving when the rebuild gets to them (prefetch.go);
+// after 64 files in a row found cached it stops and the probe watches. The
 // hint changes nothing in the store and nothing in the report: the store
 // conformance suite and the corruption cases audit warm and cold alike.
 //

@@ -44,8 +44,7 @@ type diskObserver struct {
 	lastRegInfo fs.FileInfo
 	// pendingX is that file's xattr comparison, handed on with it: done on
 	// the descriptor the rebuild opens (flistxattr: no path to resolve) or,
-	// when it is not opened, by path (rebuildSide.settle). Outside a
-	// rebuild (flush) it is compared by path (settleX).
+	// when it is not opened, by path (rebuildSide.settle).
 	pendingX *attrs
 	buf      []byte // compareCopy's read buffer
 	// probe learns from the rebuild's first reads whether the layer's
@@ -71,7 +70,6 @@ func (o *diskObserver) add(f report.Finding) { o.fl.Add(o.env.maxPer(), f) }
 
 // Header implements verify.Observer.
 func (o *diskObserver) Header(h *tar.Header) {
-	o.settleX()
 	o.entries++
 	o.sumSize += h.Size
 	clean, ok := CleanEntry(h.Name)
@@ -106,15 +104,6 @@ func (o *diskObserver) Header(h *tar.Header) {
 		node = o.tree.add(clean, kind, 0)
 	}
 	o.compare(h, clean, node)
-}
-
-// settleX compares a pending xattr comparison by path (the file was not
-// handed to a rebuild).
-func (o *diskObserver) settleX() {
-	if a := o.pendingX; a != nil {
-		o.pendingX = nil
-		o.compareXattrs(a)
-	}
 }
 
 // lookup returns the directory root of clean and its base name.
@@ -257,8 +246,8 @@ func (o *diskObserver) compare(h *tar.Header, clean string, node *tnode) {
 }
 
 // compareAttrs compares mode, owner and xattrs (symlinks: owner only).
-// deferX leaves the xattrs to openSeen or settleX (the file the rebuild
-// opens next).
+// deferX leaves the xattrs to the rebuild (pendingX, handed over by the
+// stage with the record).
 func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo, deferX bool) {
 	st, _ := StatOf(fi)
 	isLink := fi.Mode()&fs.ModeSymlink != 0
@@ -284,7 +273,6 @@ func (o *diskObserver) compareAttrs(a *attrs, fi fs.FileInfo, deferX bool) {
 
 // flush compares the deferred attributes of files with several links.
 func (o *diskObserver) flush() {
-	o.settleX()
 	recs := make([]*attrs, 0, len(o.inodes))
 	for _, a := range o.inodes {
 		recs = append(recs, a)

@@ -82,24 +82,6 @@ func TestLookahead(t *testing.T) {
 	}
 }
 
-// evict drops the file's pages from the page cache; false where that does
-// not work (tmpfs). (storetest.EvictPageCache does a whole tree.)
-func evict(t *testing.T, p string) bool {
-	t.Helper()
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Fdatasync(fd); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
-		t.Fatal(err)
-	}
-	return storetest.Cold(t, p)
-}
-
 // TestProbe: the rebuild's first read of a file not in the page cache
 // marks the layer cold and still returns the file's bytes; a cached file
 // leaves it warm.
@@ -136,7 +118,7 @@ func TestProbe(t *testing.T) {
 	if pr := read(); pr.cold.Load() || pr.off.Load() {
 		t.Errorf("cached file: probe cold %v, off %v; want warm", pr.cold.Load(), pr.off.Load())
 	}
-	if !evict(t, p) {
+	if !storetest.EvictFile(t, p) {
 		t.Skip("this filesystem keeps its pages (posix_fadvise DONTNEED): cannot make a file cold")
 	}
 	if pr := read(); !pr.cold.Load() {
@@ -196,7 +178,7 @@ func TestWillNeedAt(t *testing.T) {
 	if opened() == 0 {
 		t.Errorf("willNeedAt(reg) did not open the regular file")
 	}
-	if evict(t, reg) && willNeedAt(d, "reg", true) {
+	if storetest.EvictFile(t, reg) && willNeedAt(d, "reg", true) {
 		t.Errorf("willNeedAt(reg): an evicted file is cached")
 	}
 }
@@ -234,7 +216,7 @@ func TestPrefetcherStopsWhenWarm(t *testing.T) {
 	}
 	cold := true
 	for _, n := range names { // never warmRun cached files in a row
-		cold = cold && evict(t, filepath.Join(dir, n))
+		cold = cold && storetest.EvictFile(t, filepath.Join(dir, n))
 	}
 	if !cold {
 		t.Skip("this filesystem keeps its pages (posix_fadvise DONTNEED): cannot make a file cold")

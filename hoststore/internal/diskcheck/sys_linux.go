@@ -71,19 +71,35 @@ type fdFile struct {
 // nil: not that file (the caller resolves the name its own way).
 func openRegularAt(dir *os.File, base string, want fs.FileInfo) *fdFile {
 	ws, ok := want.Sys().(*syscall.Stat_t)
-	if !ok || base == "." || base == ".." || strings.Contains(base, "/") {
+	if !ok {
 		return nil
+	}
+	fd, size, ok := openInode(dir, base, uint64(ws.Dev), ws.Ino)
+	if !ok {
+		return nil
+	}
+	return &fdFile{fd: fd, size: size, name: base}
+}
+
+// openInode opens base (one path component) in the open directory dir for
+// reading if it is still the regular file with inode ino on device dev (an
+// lstat made before): no symlink followed, no blocking on a FIFO swapped
+// in, and fstat of the descriptor must show that inode. It returns the
+// descriptor and the size fstat gave.
+func openInode(dir *os.File, base string, dev, ino uint64) (int, int64, bool) {
+	if base == "." || base == ".." || base == "" || strings.Contains(base, "/") {
+		return -1, 0, false
 	}
 	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		return -1, 0, false
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != ws.Ino || uint64(st.Dev) != uint64(ws.Dev) {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != ino || uint64(st.Dev) != dev {
 		unix.Close(fd)
-		return nil
+		return -1, 0, false
 	}
-	return &fdFile{fd: fd, size: st.Size, name: base}
+	return fd, st.Size, true
 }
 
 func (f *fdFile) Read(p []byte) (int, error) {
@@ -195,26 +211,20 @@ func SeesTrustedXattrs() bool {
 
 // willNeedAt asks the kernel to read base, in the open directory dir, into
 // the page cache if it is a regular file that is not cached: lstat first (a
-// device node is never opened), then the rebuild's open (no symlink
-// followed, no blocking on a FIFO swapped in) and fstat of the descriptor
-// showing the same regular file, then, when check is set, a one-byte read
-// with RWF_NOWAIT (is its first page cached?). It reports whether the file
-// was found cached. Errors are ignored: it is a hint.
+// device node is never opened), then the rebuild's open of that inode
+// (openInode), then, when check is set, a one-byte read with RWF_NOWAIT (is
+// its first page cached?). It reports whether the file was found cached.
+// Errors are ignored: it is a hint.
 func willNeedAt(dir *os.File, base string, check bool) (cached bool) {
 	var st unix.Stat_t
-	dfd := int(dir.Fd())
-	if unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size == 0 {
+	if unix.Fstatat(int(dir.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size == 0 {
 		return false
 	}
-	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
+	fd, _, ok := openInode(dir, base, uint64(st.Dev), st.Ino)
+	if !ok {
 		return false
 	}
 	defer unix.Close(fd)
-	ino := st.Ino
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != ino {
-		return false
-	}
 	if check {
 		var b [1]byte
 		if _, err := unix.Preadv2(fd, [][]byte{b[:]}, 0, unix.RWF_NOWAIT); err == nil {
